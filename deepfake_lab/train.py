@@ -1,0 +1,496 @@
+"""The one training loop every lesson uses.
+
+A lesson supplies a :class:`LessonModel` (its networks, optimizers and one training step, in the
+three verbs of the official CycleGAN/pix2pix code: ``set_input``, ``forward``,
+``optimize_parameters``); :func:`fit` supplies everything around it:
+
+* the device and mixed-precision policy (:mod:`deepfake_lab.device`),
+* the data order: a seeded, resumable, rank-aware batch sampler; each item gets its own seed, so
+  random augmentations come out the same however many workers load them,
+* a tqdm progress bar, loss logs (``losses.csv`` and TensorBoard event files under ``tb/``),
+* sample grids saved as PNG every ``sample_every`` steps (labelled synthetic),
+* checkpoints every ``checkpoint_every`` steps, at the end, and on Ctrl-C/SIGTERM (the signal is
+  deferred to the end of the current step, so a checkpoint never holds half a step),
+* **exact resume**: weights, optimizers, schedulers, RNG states, the step counter and the data
+  position are all restored, so an interrupted-and-resumed run ends with bit-identical weights to an
+  uninterrupted one (``tests/test_train_loop.py`` checks this, including after SIGKILL).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from . import checkpoints as ckpt
+from .device import Precision, seed_everything
+
+__all__ = ["LessonModel", "LoopConfig", "TrainResult", "fit", "ResumableBatchSampler", "SeededDataset",
+           "config_to_dict", "config_from_dict", "dist_info"]
+
+
+# --------------------------------------------------------------------------------------------
+# The model side: what a lesson implements
+# --------------------------------------------------------------------------------------------
+class LessonModel:
+    """Base class of every lesson's trainable model.
+
+    Subclasses set ``kind`` (the lesson's name), ``Config`` (a dataclass whose defaults are the
+    paper's), fill ``self.nets``, ``self.opts`` and ``self.scheds`` (dicts name -> object) in
+    ``__init__``, and implement the three verbs. Schedulers are stepped by the loop after every
+    step, so build them in units of steps.
+    """
+
+    kind: ClassVar[str] = "base"
+    Config: ClassVar[type]
+    #: networks needed at inference time (exported as demo weights); the rest are training-only
+    inference_nets: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config, device: str | torch.device = "cpu", precision: Precision | None = None):
+        self.config = config
+        self.device = torch.device(device)
+        self.precision = precision or Precision(self.device.type, None)
+        self.nets: dict[str, torch.nn.Module] = {}
+        self.opts: dict[str, torch.optim.Optimizer] = {}
+        self.scheds: dict[str, Any] = {}
+
+    # -- the three verbs ------------------------------------------------------------------
+    def set_input(self, batch) -> None:
+        """Take one batch from the data loader and move it to the device."""
+        raise NotImplementedError
+
+    def forward(self):
+        """Run the generator(s) on the current input (used by both training and inference)."""
+        raise NotImplementedError
+
+    def optimize_parameters(self) -> dict[str, float]:
+        """One training step on the current input; return the losses as floats for logging."""
+        raise NotImplementedError
+
+    # -- optional hooks -------------------------------------------------------------------
+    def sample_images(self):
+        """Images to save as a sample grid: a (N, C, H, W) tensor in [-1, 1], a PIL image, or None."""
+        return None
+
+    def extra_state(self) -> dict[str, Any]:
+        """Training state beyond weights/optimizers/schedulers (e.g. CycleGAN's image pools)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def train(self) -> "LessonModel":
+        for net in self.nets.values():
+            net.train()
+        return self
+
+    def eval(self) -> "LessonModel":
+        for net in self.nets.values():
+            net.eval()
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {name: sum(p.numel() for p in net.parameters()) for name, net in self.nets.items()}
+
+
+def config_to_dict(config) -> dict[str, Any]:
+    return asdict(config) if is_dataclass(config) else dict(config)
+
+
+def config_from_dict(cls, values: dict[str, Any]):
+    """Rebuild a config dataclass from a dict, ignoring keys it does not know (older/newer files)."""
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in names}
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# The data side: a resumable, seeded order
+# --------------------------------------------------------------------------------------------
+def dist_info() -> tuple[int, int]:
+    """(rank, world_size) of this process; (0, 1) outside torchrun."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _mix(*values: int) -> int:
+    """A fixed, platform-independent hash of a few integers (Python's hash() is salted per process)."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h ^= (v + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
+        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Shuffled batches of ``(index, item_seed)``, reproducible from ``(seed, epoch)`` and resumable mid-epoch.
+
+    Every epoch is a fresh permutation drawn from ``seed`` and the epoch number; in a torchrun job each
+    rank takes every ``world_size``-th index of it (like ``DistributedSampler``). Incomplete batches are
+    dropped, so every epoch has the same number of steps and ``step -> (epoch, position)`` is exact.
+    """
+
+    def __init__(self, n_items: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 shuffle: bool = True):
+        if n_items < batch_size * world_size:
+            raise ValueError(
+                f"the data set has {n_items} item(s), fewer than one batch ({batch_size} x {world_size} process(es)); "
+                "add data or lower --batch-size")
+        self.n_items, self.batch_size, self.seed = n_items, batch_size, seed
+        self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
+        self.epoch, self.start = 0, 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return (self.n_items // self.world_size) // self.batch_size
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start = epoch, start_batch
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
+            order = torch.randperm(self.n_items, generator=g).tolist()
+        else:
+            order = list(range(self.n_items))
+        mine = order[self.rank::self.world_size]
+        for b in range(self.start, self.batches_per_epoch):
+            idx = mine[b * self.batch_size:(b + 1) * self.batch_size]
+            yield [(i, _mix(self.seed, self.epoch, self.rank, b, j)) for j, i in enumerate(idx)]
+
+
+class SeededDataset(Dataset):
+    """Wrap a data set so each item is loaded under its own RNG seed (from the sampler).
+
+    Random crops and flips then come out the same in the main process or any worker, before or after
+    a resume. The global RNG of the calling process is left untouched.
+    """
+
+    def __init__(self, base: Dataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, item_seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(item_seed)
+            state = random.getstate()
+            random.seed(item_seed)
+            try:
+                return self.base[index]
+            finally:
+                random.setstate(state)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LoopConfig:
+    """How long to train and what to write; the model's own hyper-parameters live in its Config."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    out_dir: str = "runs/run"
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    num_workers: int = 0
+    resume: bool = True
+    progress: bool = True
+    tensorboard: bool = True
+    #: stop after this many steps *in this call* (for tests and demos of resuming); None = run to ``steps``
+    stop_after: int | None = None
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    losses: dict[str, float] = field(default_factory=dict)
+    weights: Path | None = None
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    return net.module if hasattr(net, "module") and isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
+
+
+def checkpoint_paths(run_dir: Path, step: int) -> tuple[Path, Path]:
+    return run_dir / f"step-{step:07d}.safetensors", run_dir / f"step-{step:07d}.state.pt"
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, Path, int] | None:
+    """The newest complete checkpoint of a run folder, from its ``latest.json`` pointer."""
+    pointer = Path(run_dir) / "latest.json"
+    if not pointer.exists():
+        return None
+    try:
+        step = int(json.loads(pointer.read_text())["step"])
+    except (ValueError, KeyError, json.JSONDecodeError) as err:
+        raise ckpt.CheckpointError(f"{pointer}: unreadable ({err}); delete it to start over") from err
+    weights, state = checkpoint_paths(Path(run_dir), step)
+    if not (weights.exists() and state.exists()):
+        raise ckpt.CheckpointError(f"{pointer}: names step {step} but its files are missing; delete it to start over")
+    return weights, state, step
+
+
+def save_checkpoint(model: LessonModel, run_dir: Path, step: int, keep_last: int = 3) -> Path:
+    """Write weights + state for ``step`` atomically, move ``latest.json`` to it, drop old ones."""
+    weights, state_path = checkpoint_paths(run_dir, step)
+    ckpt.save_weights(weights, {k: _unwrap(v) for k, v in model.nets.items()}, model.kind,
+                      config_to_dict(model.config), extra={"step": str(step)})
+    state = {
+        "step": step,
+        "kind": model.kind,
+        "optimizers": {k: v.state_dict() for k, v in model.opts.items()},
+        "schedulers": {k: v.state_dict() for k, v in model.scheds.items()},
+        "rng": _rng_state(),
+        "extra": model.extra_state(),
+    }
+    ckpt.save_state(state_path, state)
+    ckpt.atomic_write(run_dir / "latest.json",
+                      lambda tmp: Path(tmp).write_text(json.dumps({"step": step, "weights": weights.name})))
+    kept = sorted(run_dir.glob("step-*.safetensors"))
+    for old in kept[:-keep_last] if keep_last > 0 else []:
+        old.unlink(missing_ok=True)
+        old.with_name(old.name.replace(".safetensors", ".state.pt")).unlink(missing_ok=True)
+    return weights
+
+
+def load_checkpoint(model: LessonModel, weights: Path, state_path: Path) -> int:
+    """Restore everything :func:`save_checkpoint` wrote; return the step."""
+    nets, meta = ckpt.load_weights(weights)
+    if meta.get("kind") != model.kind:
+        raise ckpt.CheckpointError(f"{weights}: a {meta.get('kind')!r} checkpoint, not {model.kind!r}; "
+                                   "use a fresh --out folder or the matching lesson")
+    for name, net in model.nets.items():
+        if name not in nets:
+            raise ckpt.CheckpointError(f"{weights}: has no weights for network {name!r}")
+        _unwrap(net).load_state_dict(nets[name])
+    state = ckpt.load_state(state_path)
+    for name, opt in model.opts.items():
+        opt.load_state_dict(state["optimizers"][name])
+    for name, sched in model.scheds.items():
+        sched.load_state_dict(state["schedulers"][name])
+    model.load_extra_state(state.get("extra", {}))
+    _set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+class _DeferredInterrupt:
+    """Turn SIGINT/SIGTERM into a flag checked between steps; a second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def _handler(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread (e.g. inside a web app): no handlers
+            self._old = {}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _save_sample(model: LessonModel, path: Path, step: int) -> None:
+    from .provenance import save_labelled_png
+    from .viz import to_grid_image
+
+    images = model.sample_images()
+    if images is None:
+        return
+    image = to_grid_image(images) if torch.is_tensor(images) else images
+    save_labelled_png(image, path, {"model": model.kind, "step": step, "what": "training sample grid"})
+
+
+def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
+    """Train ``model`` on ``dataset`` for ``cfg.steps`` steps (resuming from ``cfg.out_dir`` if it has a checkpoint)."""
+    run_dir = Path(cfg.out_dir)
+    rank, world = dist_info()
+    is_main = rank == 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed + rank)
+
+    step = 0
+    found = latest_checkpoint(run_dir) if cfg.resume else None
+    if found:
+        step = load_checkpoint(model, found[0], found[1])
+        if is_main:
+            print(f"resuming {run_dir} from step {step}", file=sys.stderr)
+    elif is_main:
+        (run_dir / "config.json").write_text(json.dumps(
+            {"kind": model.kind, "model": config_to_dict(model.config), "loop": asdict(cfg)}, indent=2))
+
+    sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world)
+    # the loader gets its own generator: creating an iterator must not draw from the global RNG, or a
+    # resumed run (which starts an iterator mid-epoch) would drift from an uninterrupted one
+    loader = DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=cfg.num_workers,
+                        pin_memory=model.device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
+    bpe = sampler.batches_per_epoch
+
+    log_rows: list[dict[str, float]] = []
+    csv_path = run_dir / "losses.csv"
+    writer = None
+    if is_main:
+        _truncate_log(csv_path, step)
+        if cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if step else None)
+            except ImportError:  # tensorboard not installed: CSV only
+                writer = None
+
+    target = cfg.steps if cfg.stop_after is None else min(cfg.steps, step + cfg.stop_after)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {model.kind}", disable=not (cfg.progress and is_main),
+               dynamic_ncols=True)
+    last_saved = step
+    losses: dict[str, float] = {}
+    interrupted = False
+    started = time.perf_counter()
+    model.train()
+    with _DeferredInterrupt() as stop:
+        while step < target and not stop.requested:
+            epoch, position = divmod(step, bpe)
+            sampler.set_position(epoch, position)
+            for batch in loader:
+                model.set_input(batch)
+                losses = model.optimize_parameters()
+                for sched in model.scheds.values():
+                    sched.step()
+                step += 1
+                bar.update(1)
+                if is_main and (step % cfg.log_every == 0 or step == target):
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+                    row = {"step": step, "epoch": epoch, **losses}
+                    _append_log(csv_path, row)
+                    log_rows.append(row)
+                    if writer is not None:
+                        for k, v in losses.items():
+                            writer.add_scalar(f"loss/{k}", v, step)
+                if is_main and cfg.sample_every and step % cfg.sample_every == 0:
+                    model.eval()
+                    with torch.no_grad():
+                        _save_sample(model, run_dir / "samples" / f"step-{step:07d}.png", step)
+                    model.train()
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    if is_main:
+                        save_checkpoint(model, run_dir, step, cfg.keep_last)
+                    last_saved = step
+                if step >= target or stop.requested:
+                    break
+        interrupted = stop.requested
+    bar.close()
+    weights = None
+    if is_main:
+        if step != last_saved or not checkpoint_paths(run_dir, step)[0].exists():
+            save_checkpoint(model, run_dir, step, cfg.keep_last)
+        weights = checkpoint_paths(run_dir, step)[0]
+        if writer is not None:
+            writer.close()
+        if interrupted:
+            print(f"interrupted: checkpoint saved at step {step} in {run_dir}; run the same command to resume",
+                  file=sys.stderr)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    return TrainResult(run_dir, step, losses, weights, interrupted, time.perf_counter() - started)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """On resume, drop log rows written after the checkpoint we resume from (they will be written again)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], [r for r in rows[1:] if r and int(r[0]) <= step]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(body)
+
+
+def _append_log(path: Path, row: dict[str, float]) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f))
+    else:
+        header = list(row)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_log(run_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """The loss log of a run as a list of dicts (for plots in the notebooks)."""
+    path = Path(run_dir) / "losses.csv"
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+
+
+def linear_decay(total_steps: int, decay_steps: int):
+    """The official CycleGAN/pix2pix schedule as a LambdaLR factor: constant, then linear to 0 over ``decay_steps``."""
+    start = max(total_steps - decay_steps, 0)
+
+    def factor(step: int) -> float:
+        return 1.0 - max(0, step - start) / float(decay_steps + 1)
+
+    return factor
