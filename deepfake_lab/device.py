@@ -29,8 +29,8 @@ def pick_device(name: str | None = None) -> torch.device:
     there is an error that says what is.
     """
     if name in (None, "", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", torch.cuda.current_device())
+        if torch.cuda.is_available():  # under torchrun, each process takes the GPU of its LOCAL_RANK
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")

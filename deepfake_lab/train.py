@@ -83,6 +83,9 @@ class LessonModel:
         """Images to save as a sample grid: a (N, C, H, W) tensor in [-1, 1], a PIL image, or None."""
         return None
 
+    def on_nets_wrapped(self) -> None:
+        """Called after the loop wrapped ``self.nets`` for DDP; override if the model caches network references."""
+
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond weights/optimizers/schedulers (e.g. CycleGAN's image pools)."""
         return {}
@@ -278,8 +281,25 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, Path, int] | No
     return weights, state, step
 
 
-def save_checkpoint(model: LessonModel, run_dir: Path, step: int, keep_last: int = 3) -> Path:
-    """Write weights + state for ``step`` atomically, move ``latest.json`` to it, drop old ones."""
+def _gather_rng_states() -> list[dict[str, Any]]:
+    """Every rank's RNG state (rank order); a single-process run has one."""
+    mine = _rng_state()
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [mine]
+    states: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(states, mine)
+    return states
+
+
+def save_checkpoint(model: LessonModel, run_dir: Path, step: int, keep_last: int = 3) -> Path | None:
+    """Write weights + state for ``step`` atomically, move ``latest.json`` to it, drop old ones.
+
+    Call it on every rank of a torchrun job: all ranks hand their RNG state to rank 0, which alone writes.
+    """
+    rng_states = _gather_rng_states()
+    rank, _ = dist_info()
+    if rank != 0:
+        return None
     weights, state_path = checkpoint_paths(run_dir, step)
     ckpt.save_weights(weights, {k: _unwrap(v) for k, v in model.nets.items()}, model.kind,
                       config_to_dict(model.config), extra={"step": str(step)})
@@ -288,7 +308,8 @@ def save_checkpoint(model: LessonModel, run_dir: Path, step: int, keep_last: int
         "kind": model.kind,
         "optimizers": {k: v.state_dict() for k, v in model.opts.items()},
         "schedulers": {k: v.state_dict() for k, v in model.scheds.items()},
-        "rng": _rng_state(),
+        "rng": rng_states[0],
+        "rng_ranks": rng_states,
         "extra": model.extra_state(),
     }
     ckpt.save_state(state_path, state)
@@ -317,7 +338,14 @@ def load_checkpoint(model: LessonModel, weights: Path, state_path: Path) -> int:
     for name, sched in model.scheds.items():
         sched.load_state_dict(state["schedulers"][name])
     model.load_extra_state(state.get("extra", {}))
-    _set_rng_state(state["rng"])
+    rank, world = dist_info()
+    per_rank = state.get("rng_ranks") or [state["rng"]]
+    if len(per_rank) == world:
+        _set_rng_state(per_rank[rank])  # exact: same world size as the run that saved it
+    else:
+        # another world size: a checkpoint from 2 processes resumed in 1 (or vice versa) continues
+        # correctly but not bit-identically; give each rank its own stream
+        seed_everything(_mix(int(state["step"]), rank) % 2**31)
     return int(state["step"])
 
 
@@ -358,10 +386,49 @@ def _save_sample(model: LessonModel, path: Path, step: int) -> None:
     save_labelled_png(image, path, {"model": model.kind, "step": step, "what": "training sample grid"})
 
 
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the torchrun job this process belongs to (no-op outside torchrun); return (rank, world_size).
+
+    torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT; NCCL on CUDA, gloo on the CPU.
+    """
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(backend=backend)
+    return dist_info()
+
+
+def wrap_distributed(model: LessonModel) -> None:
+    """Wrap each network in DistributedDataParallel (gradients averaged over ranks at each backward).
+
+    Models call their networks through ``self.nets[name]``, so they run unchanged; DDP broadcasts rank 0's
+    initial weights, so every rank starts identical. Networks without trainable parameters stay as they are.
+    """
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [model.device.index] if model.device.type == "cuda" else None
+    for name, net in list(model.nets.items()):
+        if isinstance(net, DDP) or not any(p.requires_grad for p in net.parameters()):
+            continue
+        model.nets[name] = DDP(net, device_ids=ids, broadcast_buffers=True)
+    model.on_nets_wrapped()
+
+
+def assert_in_sync(model: LessonModel) -> None:
+    """Check that every rank holds the same weights (DDP's promise); raise if one drifted."""
+    sums = [float(sum(p.detach().double().sum() for p in net.parameters())) for net in model.nets.values()]
+    everyone: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(everyone, sums)
+    if any(other != everyone[0] for other in everyone[1:]):
+        raise RuntimeError(f"ranks hold different weights after training: {everyone}")
+
+
 def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
     """Train ``model`` on ``dataset`` for ``cfg.steps`` steps (resuming from ``cfg.out_dir`` if it has a checkpoint)."""
     run_dir = Path(cfg.out_dir)
-    rank, world = dist_info()
+    rank, world = init_distributed(model.device)
     is_main = rank == 0
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed + rank)
@@ -376,6 +443,8 @@ def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
         (run_dir / "config.json").write_text(json.dumps(
             {"kind": model.kind, "model": config_to_dict(model.config), "loop": asdict(cfg)}, indent=2))
 
+    if world > 1:
+        wrap_distributed(model)
     sampler = ResumableBatchSampler(len(dataset), cfg.batch_size, cfg.seed, rank, world)
     # the loader gets its own generator: creating an iterator must not draw from the global RNG, or a
     # resumed run (which starts an iterator mid-epoch) would drift from an uninterrupted one
@@ -428,25 +497,28 @@ def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
                         _save_sample(model, run_dir / "samples" / f"step-{step:07d}.png", step)
                     model.train()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    if is_main:
-                        save_checkpoint(model, run_dir, step, cfg.keep_last)
+                    save_checkpoint(model, run_dir, step, cfg.keep_last)
                     last_saved = step
+                if world > 1:  # every rank stops at the same step, or the next collective would hang
+                    flag = torch.tensor([float(stop.requested)], device=model.device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    stop.requested = bool(flag.item())
                 if step >= target or stop.requested:
                     break
         interrupted = stop.requested
     bar.close()
     weights = None
+    if step != last_saved or not checkpoint_paths(run_dir, step)[0].exists():
+        save_checkpoint(model, run_dir, step, cfg.keep_last)
     if is_main:
-        if step != last_saved or not checkpoint_paths(run_dir, step)[0].exists():
-            save_checkpoint(model, run_dir, step, cfg.keep_last)
         weights = checkpoint_paths(run_dir, step)[0]
         if writer is not None:
             writer.close()
         if interrupted:
             print(f"interrupted: checkpoint saved at step {step} in {run_dir}; run the same command to resume",
                   file=sys.stderr)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+    if world > 1:
+        assert_in_sync(model)
     return TrainResult(run_dir, step, losses, weights, interrupted, time.perf_counter() - started)
 
 
