@@ -181,7 +181,8 @@ class SeededDataset(Dataset):
     """Wrap a data set so each item is loaded under its own RNG seed (from the sampler).
 
     Random crops and flips then come out the same in the main process or any worker, before or after
-    a resume. The global RNG of the calling process is left untouched.
+    a resume. The global RNG of the calling process is left untouched. A data set whose items involve
+    no randomness can say so with a class attribute ``random_items = False`` and skip the seeding.
     """
 
     def __init__(self, base: Dataset):
@@ -191,15 +192,23 @@ class SeededDataset(Dataset):
         return len(self.base)
 
     def __getitem__(self, key: tuple[int, int]):
-        index, item_seed = key
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(item_seed)
-            state = random.getstate()
-            random.seed(item_seed)
-            try:
-                return self.base[index]
-            finally:
-                random.setstate(state)
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list:
+        """A whole batch at once (the DataLoader calls this): save the RNG states once, seed per item, restore."""
+        if not getattr(self.base, "random_items", True):  # a data set without random augmentation
+            return [self.base[index] for index, _ in keys]
+        torch_state, py_state = torch.get_rng_state(), random.getstate()
+        try:
+            items = []
+            for index, item_seed in keys:
+                torch.manual_seed(item_seed)
+                random.seed(item_seed)
+                items.append(self.base[index])
+            return items
+        finally:
+            torch.set_rng_state(torch_state)
+            random.setstate(py_state)
 
 
 # --------------------------------------------------------------------------------------------
