@@ -202,7 +202,9 @@ class SeededDataset(Dataset):
         try:
             items = []
             for index, item_seed in keys:
-                torch.manual_seed(item_seed)
+                # data loading runs on the CPU: seed only the CPU generator (torch.manual_seed would also
+                # queue a seeding of every CUDA device, which costs ~100x more per item)
+                torch.default_generator.manual_seed(item_seed)
                 random.seed(item_seed)
                 items.append(self.base[index])
             return items
