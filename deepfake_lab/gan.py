@@ -1,0 +1,655 @@
+"""Lesson 1: generative adversarial networks, from the first MLP GAN to DCGAN.
+
+Read in the papers' order:
+
+1. Goodfellow et al. 2014, "Generative Adversarial Nets": a generator :math:`G(z)` and a
+   discriminator :math:`D(x)` play the minimax game
+
+   .. math:: \\min_G \\max_D\\ \\mathbb{E}_{x\\sim p_{data}}[\\log D(x)] + \\mathbb{E}_{z\\sim p_z}[\\log(1 - D(G(z)))]
+
+   with multilayer perceptrons (:class:`MLPGenerator`, :class:`MLPDiscriminator`), alternating one
+   step of D and one of G (the paper's Algorithm 1 with k = 1).
+2. Radford et al. 2015, "Unsupervised Representation Learning with Deep Convolutional GANs" (DCGAN):
+   the same game with all-convolutional networks (:class:`DCGANGenerator`, :class:`DCGANDiscriminator`)
+   and the recipe that made GANs train reliably on images (§3-4).
+3. The losses people use instead of the original (non-saturating, LSGAN, hinge, WGAN-GP) are in
+   :mod:`deepfake_lab.losses`; :class:`GANConfig` picks one by name.
+
+The models train on 2-D Gaussian mixtures (:mod:`deepfake_lab.data.toy`), where mode collapse can be
+seen and counted, and on real handwritten digits (:mod:`deepfake_lab.data.digits`);
+:mod:`deepfake_lab.gan_metrics` measures both.
+
+    deepfake-lab train gan --data ring8                      # MLP GAN on 8 Gaussians, about a minute
+    deepfake-lab train gan --data ring8 --preset collapse    # the same game, collapsing
+    deepfake-lab train gan --data digits --preset demo       # DCGAN on digits, a few CPU minutes
+    deepfake-lab sample --model runs/gan-digits -o digits.png
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoints as ckpt
+from .blocks import ConvNormAct, DownBlock, UpBlock, init_weights, mlp_layer
+from .device import Precision, pick_device, precision_for, seed_everything
+from .losses import LOSSES, d_loss, g_loss, gradient_penalty
+from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, fit, latest_checkpoint
+
+__all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
+           "build_generator", "build_discriminator", "GANModel", "PRESETS", "preset", "make_dataset",
+           "demo_weights_path", "load_generator", "sample", "interpolate_latents", "scatter_plot",
+           "export_generator", "add_train_command", "add_commands"]
+
+#: data sets this lesson trains on: 2-D mixtures and digit images
+POINT_DATA = ("ring8", "grid25")
+IMAGE_DATA = ("digits", "mnist-subset", "mnist", "fashion-mnist")
+ASSETS = Path(__file__).resolve().parent / "assets" / "weights"
+
+
+# ==============================================================================================
+# 1. The configuration, with the papers' defaults
+# ==============================================================================================
+@dataclass
+class GANConfig:
+    """Everything that defines one GAN; the defaults are DCGAN's (Radford et al. 2015, §4).
+
+    Batch size and number of steps belong to the training loop (:class:`~deepfake_lab.train.LoopConfig`);
+    :data:`PRESETS` pairs a model config with a loop config.
+    """
+
+    #: "mlp" (Goodfellow et al. 2014) or "dcgan" (Radford et al. 2015)
+    arch: str = "dcgan"
+    #: training data: ring8, grid25 (2-D points) or digits, mnist-subset, mnist, fashion-mnist (images)
+    data: str = "digits"
+    #: image channels and side (DCGAN here: a power of two, at least 16); ignored for 2-D points
+    channels: int = 1
+    image_size: int = 32
+    #: dimension of the noise z ~ N(0, I) (DCGAN: 100)
+    latent_dim: int = 100
+    #: hidden widths of the MLP generator and discriminator (arch "mlp")
+    g_hidden: tuple[int, ...] = (256, 256, 256)
+    d_hidden: tuple[int, ...] = (256, 256, 256)
+    #: DCGAN base widths: G's last hidden layer has ngf channels, D's first has ndf
+    ngf: int = 64
+    ndf: int = 64
+    #: normalisation in G and D (batch, instance, layer or none); DCGAN: BatchNorm in both, except
+    #: G's output layer and D's input layer (§3). D's first layer never has one.
+    g_norm: str = "batch"
+    d_norm: str = "batch"
+    #: adversarial loss: minimax, nonsaturating, lsgan, hinge or wgan-gp (see deepfake_lab.losses)
+    loss: str = "nonsaturating"
+    #: Adam (Kingma & Ba 2015) learning rate and betas; DCGAN: 2e-4 and beta1 = 0.5 (§4)
+    lr: float = 2e-4
+    #: D's learning rate when it differs from G's (None: the same)
+    d_lr: float | None = None
+    betas: tuple[float, float] = (0.5, 0.999)
+    #: discriminator steps per generator step (Goodfellow et al.'s k; WGAN-GP uses 5)
+    d_steps: int = 1
+    #: WGAN-GP penalty weight lambda (Gulrajani et al. 2017: 10)
+    gp_weight: float = 10.0
+    #: linear learning-rate decay to 0 over this share of the steps at the end (0: constant)
+    lr_decay: float = 0.0
+    #: weight init: "normal" is N(0, 0.02) (DCGAN §4); "default" keeps PyTorch's (better for small MLPs)
+    init: str = "normal"
+    #: number of points drawn for a 2-D mixture data set
+    n_points: int = 50_000
+    #: bf16 autocast on the CPU: off, these networks are too small to gain from it
+    cpu_bf16: bool = False
+
+    @property
+    def is_points(self) -> bool:
+        return self.data in POINT_DATA
+
+    def validate(self) -> "GANConfig":
+        """Check the combination; raise a ValueError that says what to change."""
+        if self.arch not in ("mlp", "dcgan"):
+            raise ValueError(f"arch {self.arch!r}: use 'mlp' or 'dcgan'")
+        if self.data not in POINT_DATA + IMAGE_DATA:
+            raise ValueError(f"--data {self.data!r}: unknown; use one of {', '.join(POINT_DATA + IMAGE_DATA)}")
+        if self.is_points and self.arch != "mlp":
+            raise ValueError(f"--data {self.data}: 2-D points need --arch mlp (DCGAN is for images)")
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss {self.loss!r}: use one of {', '.join(LOSSES)}")
+        if self.latent_dim < 1:
+            raise ValueError(f"--latent-dim {self.latent_dim}: need at least 1")
+        if self.d_steps < 1:
+            raise ValueError(f"--d-steps {self.d_steps}: need at least 1")
+        if self.arch == "dcgan" and (self.image_size < 16 or self.image_size & (self.image_size - 1)):
+            raise ValueError(f"image_size {self.image_size}: DCGAN here needs a power of two >= 16 (e.g. 32)")
+        if self.loss == "wgan-gp" and self.d_norm == "batch":
+            raise ValueError("loss wgan-gp with a batch-normalised critic: the gradient penalty is per sample, "
+                             "so Gulrajani et al. (§4) drop batch norm in D; set d_norm='layer' (or 'none')")
+        return self
+
+    def with_loss(self, loss: str) -> "GANConfig":
+        """A copy with another loss, switching D off batch norm for WGAN-GP (see :meth:`validate`)."""
+        d_norm = "layer" if loss == "wgan-gp" and self.d_norm == "batch" else self.d_norm
+        return replace(self, loss=loss, d_norm=d_norm)
+
+
+# ==============================================================================================
+# 2. Goodfellow et al. 2014: multilayer perceptrons
+# ==============================================================================================
+class MLPGenerator(nn.Module):
+    """G: noise z (B, latent_dim) -> a sample: (B, 2) points or (B, C, H, W) images in [-1, 1].
+
+    Hidden layers are Linear -> norm -> ReLU; the output layer is linear for points and tanh for images.
+    The paper's generator used "a mixture of rectifier linear activations and sigmoid activations" (§5).
+    (Note: the popular PyTorch-GAN ``gan.py`` writes ``nn.BatchNorm1d(n, 0.8)``, which sets eps = 0.8,
+    a forty-thousand-fold larger epsilon than intended; here BatchNorm keeps eps = 1e-5.)
+    """
+
+    def __init__(self, latent_dim: int, out_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 256, 256),
+                 norm: str = "none", tanh: bool = False):
+        super().__init__()
+        self.latent_dim, self.out_shape = latent_dim, tuple(out_shape)
+        layers, width = [], latent_dim
+        for h in hidden:
+            layers.append(mlp_layer(width, h, norm=norm, act="relu"))
+            width = h
+        layers.append(nn.Linear(width, math.prod(self.out_shape)))
+        if tanh:
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)  # (B, latent) -> (B, *out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """D: a sample (B, 2) or (B, C, H, W) -> one raw score (logit) per sample, (B,).
+
+    Hidden layers are Linear -> norm -> LeakyReLU(0.2). The paper's discriminator used maxout units and
+    dropout (§5); LeakyReLU is the common modern choice. No sigmoid: the losses take logits.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], hidden: tuple[int, ...] = (256, 256, 256), norm: str = "none"):
+        super().__init__()
+        layers, width = [], math.prod(in_shape)
+        for h in hidden:
+            layers.append(mlp_layer(width, h, norm=norm, act="leaky"))
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1)).squeeze(1)  # (B, ...) -> (B, D_in) -> (B,)
+
+
+# ==============================================================================================
+# 3. Radford et al. 2015: DCGAN
+# ==============================================================================================
+class DCGANGenerator(nn.Module):
+    """DCGAN's generator (Radford et al. 2015, Fig. 1), for ``image_size`` x ``image_size`` images.
+
+    z is projected to a 4x4 map by a transposed convolution, then each up block doubles the side and
+    halves the width; BatchNorm + ReLU everywhere except the output, which is tanh (§3).
+    At 32x32 with ngf = 64::
+
+        z (B, 100) -> (B, 100, 1, 1) -> (B, 256, 4, 4) -> (B, 128, 8, 8) -> (B, 64, 16, 16) -> (B, C, 32, 32)
+    """
+
+    def __init__(self, latent_dim: int = 100, channels: int = 1, image_size: int = 32, ngf: int = 64,
+                 norm: str = "batch"):
+        super().__init__()
+        self.latent_dim, self.out_shape = latent_dim, (channels, image_size, image_size)
+        n_up = int(math.log2(image_size)) - 2  # 4 -> image_size in n_up doublings (3 at 32x32)
+        width = ngf * 2 ** (n_up - 1)
+        layers = [ConvNormAct(latent_dim, width, 4, 1, 0, norm=norm, act="relu", transposed=True)]  # 1x1 -> 4x4
+        for _ in range(n_up - 1):
+            layers.append(UpBlock(width, width // 2, 4, norm=norm, act="relu"))  # (w, s, s) -> (w/2, 2s, 2s)
+            width //= 2
+        layers.append(UpBlock(width, channels, 4, norm="none", act="tanh"))  # -> (C, size, size) in [-1, 1]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN's discriminator: strided convolutions, LeakyReLU 0.2, BatchNorm except on the input layer (§3).
+
+    At 32x32 with ndf = 64::
+
+        (B, C, 32, 32) -> (B, 64, 16, 16) -> (B, 128, 8, 8) -> (B, 256, 4, 4) -> (B, 1, 1, 1) -> (B,)
+    """
+
+    def __init__(self, channels: int = 1, image_size: int = 32, ndf: int = 64, norm: str = "batch"):
+        super().__init__()
+        n_down = int(math.log2(image_size)) - 2
+        layers = [DownBlock(channels, ndf, 4, norm="none", act="leaky")]  # no norm on D's first layer
+        width = ndf
+        for _ in range(n_down - 1):
+            layers.append(DownBlock(width, width * 2, 4, norm=norm, act="leaky"))
+            width *= 2
+        layers.append(ConvNormAct(width, 1, 4, 1, 0, norm="none", act="none"))  # 4x4 -> one score
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()  # (B, 1, 1, 1) -> (B,)
+
+
+def _sample_shape(config: GANConfig) -> tuple[int, ...]:
+    return (2,) if config.is_points else (config.channels, config.image_size, config.image_size)
+
+
+def build_generator(config: GANConfig) -> nn.Module:
+    """The generator ``config`` describes, initialised (``config.init``)."""
+    config.validate()
+    if config.arch == "mlp":
+        G = MLPGenerator(config.latent_dim, _sample_shape(config), config.g_hidden, config.g_norm,
+                         tanh=not config.is_points)
+    else:
+        G = DCGANGenerator(config.latent_dim, config.channels, config.image_size, config.ngf, config.g_norm)
+    return init_weights(G, "normal", 0.02) if config.init == "normal" else G
+
+
+def build_discriminator(config: GANConfig) -> nn.Module:
+    """The discriminator ``config`` describes, initialised (``config.init``)."""
+    config.validate()
+    if config.arch == "mlp":
+        D = MLPDiscriminator(_sample_shape(config), config.d_hidden, config.d_norm)
+    else:
+        D = DCGANDiscriminator(config.channels, config.image_size, config.ndf, config.d_norm)
+    return init_weights(D, "normal", 0.02) if config.init == "normal" else D
+
+
+# ==============================================================================================
+# 4. One training step: D, then G
+# ==============================================================================================
+class GANModel(LessonModel):
+    """A GAN on the shared training loop: each step updates D once, and G every ``d_steps``-th step.
+
+    D step: minimise :func:`~deepfake_lab.losses.d_loss` on a real batch and a generated batch, kept in
+    separate forward passes so batch norm never mixes them (DCGAN's advice); for WGAN-GP add the
+    gradient penalty. G step: minimise :func:`~deepfake_lab.losses.g_loss` on the same generated batch,
+    scored by the just-updated D, with D's weights frozen.
+    Logged: ``loss_D``, ``loss_G``, and ``D_real``/``D_fake``: D's mean probability "real" on each batch
+    for the BCE losses (minimax, nonsaturating), its mean raw score for the others.
+    """
+
+    kind = "gan"
+    Config = GANConfig
+    inference_nets = ("G",)
+
+    def __init__(self, config: GANConfig, device: str | torch.device = "cpu", precision: Precision | None = None,
+                 total_steps: int | None = None):
+        super().__init__(config.validate(), device, precision)
+        self.nets = {"G": build_generator(config).to(self.device), "D": build_discriminator(config).to(self.device)}
+        self.opts = {
+            "G": torch.optim.Adam(self.nets["G"].parameters(), lr=config.lr, betas=config.betas),
+            "D": torch.optim.Adam(self.nets["D"].parameters(), lr=config.d_lr or config.lr, betas=config.betas),
+        }
+        if config.lr_decay > 0:
+            if not total_steps:
+                raise ValueError(f"lr_decay={config.lr_decay} needs the run's length: GANModel(config, "
+                                 "total_steps=loop.steps), or set lr_decay=0")
+            decay_steps = max(1, int(round(config.lr_decay * total_steps)))
+            start = total_steps - decay_steps
+            factor = lambda step: min(1.0, max(0.0, (total_steps - step) / decay_steps)) if step > start else 1.0  # noqa: E731
+            self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items()}
+        # a fixed noise batch, drawn from its own generator, so sample grids show the same z at every step
+        n_fixed = 2000 if config.is_points else 64
+        self.fixed_z = torch.randn(n_fixed, config.latent_dim, generator=torch.Generator().manual_seed(1234))
+        self.fixed_z = self.fixed_z.to(self.device)
+        self.d_updates = 0
+        self.last_loss_G = float("nan")
+
+    # -- the three verbs ------------------------------------------------------------------------
+    def set_input(self, batch) -> None:
+        """A batch is (B, 2) points or an (images (B, C, H, W), labels) pair; labels are not used."""
+        real = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self.real = real.to(self.device, non_blocking=True).float()
+
+    def forward(self) -> torch.Tensor:
+        """Draw z ~ N(0, I) and generate ``self.fake = G(z)``, one sample per real sample."""
+        z = torch.randn(self.real.shape[0], self.config.latent_dim, device=self.device)  # (B, latent)
+        self.fake = self.nets["G"](z)  # (B, 2) or (B, C, H, W)
+        return self.fake
+
+    def optimize_parameters(self) -> dict[str, float]:
+        cfg, G, D = self.config, self.nets["G"], self.nets["D"]
+        g_step = (self.d_updates + 1) % cfg.d_steps == 0
+        with self.precision.autocast(), torch.set_grad_enabled(g_step):
+            self.forward()  # build G's graph only when G will be updated
+
+        # D step: real -> "real", G(z) -> "fake" (G's output detached: only D learns here)
+        self.opts["D"].zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            real_scores = D(self.real)  # (B,)
+            fake_scores = D(self.fake.detach())  # (B,)
+            loss_D = d_loss(cfg.loss, real_scores, fake_scores)
+            if cfg.loss == "wgan-gp":
+                loss_D = loss_D + gradient_penalty(D, self.real, self.fake.detach(), cfg.gp_weight)
+        loss_D.backward()
+        self.opts["D"].step()
+        self.d_updates += 1
+
+        # G step: make D call G(z) real, through D's frozen weights
+        if g_step:
+            D.requires_grad_(False)
+            self.opts["G"].zero_grad(set_to_none=True)
+            with self.precision.autocast():
+                loss_G = g_loss(cfg.loss, D(self.fake))
+            loss_G.backward()
+            self.opts["G"].step()
+            D.requires_grad_(True)
+            self.last_loss_G = float(loss_G.detach())
+
+        bce = cfg.loss in ("minimax", "nonsaturating")
+        show = torch.sigmoid if bce else (lambda s: s)
+        return {"loss_D": float(loss_D.detach()), "loss_G": self.last_loss_G,
+                "D_real": float(show(real_scores.detach().float()).mean()),
+                "D_fake": float(show(fake_scores.detach().float()).mean())}
+
+    # -- hooks ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_images(self):
+        """Images: G(fixed z) as a (64, C, H, W) grid tensor in [-1, 1]; points: a scatter plot (PIL)."""
+        fake = self.nets["G"](self.fixed_z).float().cpu()
+        if self.config.is_points:
+            from .data.toy import mixture
+
+            real = mixture(self.config.data, n=len(fake), seed=1).points
+            return scatter_plot(fake, real, title=f"{self.config.data}: generated vs real")
+        return fake
+
+    def extra_state(self) -> dict:
+        return {"d_updates": self.d_updates, "last_loss_G": self.last_loss_G}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.d_updates = int(state.get("d_updates", 0))
+        self.last_loss_G = float(state.get("last_loss_G", float("nan")))
+
+
+# ==============================================================================================
+# 5. Presets: the recipes, as separate instances
+# ==============================================================================================
+#: ring8/grid25 "default": non-saturating loss, 2-D noise, MLPs 3x128 (ReLU / LeakyReLU, no norm), Adam 1e-3
+#: with DCGAN's betas, batch 256; the learning rate decays linearly to 0 over the second half, which
+#: turns the modes G hops between into modes it holds
+POINTS_DEFAULT = GANConfig(arch="mlp", data="ring8", latent_dim=2, g_hidden=(128, 128, 128),
+                           d_hidden=(128, 128, 128), g_norm="none", d_norm="none", loss="nonsaturating",
+                           lr=1e-3, betas=(0.5, 0.999), lr_decay=0.5, init="default")
+#: the original minimax loss on the same networks: G's gradient vanishes, it collapses
+POINTS_COLLAPSE = replace(POINTS_DEFAULT, loss="minimax", lr_decay=0.0)
+#: digits "default": DCGAN as published (ngf = ndf = 64, z 100, batch 128)
+IMAGES_DEFAULT = GANConfig()
+#: digits "demo": a half-width generator and a quarter-width discriminator (~0.11 CPU s per step of 64),
+#: so it trains in a few CPU minutes; fp16 generator ~0.7 MB
+IMAGES_DEMO = replace(IMAGES_DEFAULT, ngf=32, ndf=16, lr_decay=0.3)
+
+#: preset name -> (model config, loop config), per kind of data
+PRESETS: dict[str, dict[str, tuple[GANConfig, LoopConfig]]] = {
+    "points": {
+        "default": (POINTS_DEFAULT, LoopConfig(steps=4000, batch_size=256, sample_every=500, checkpoint_every=1000)),
+        "demo": (POINTS_DEFAULT, LoopConfig(steps=4000, batch_size=256, sample_every=500, checkpoint_every=1000)),
+        "collapse": (POINTS_COLLAPSE, LoopConfig(steps=4000, batch_size=256, sample_every=500,
+                                                 checkpoint_every=1000)),
+    },
+    "images": {
+        "default": (IMAGES_DEFAULT, LoopConfig(steps=10_000, batch_size=128, sample_every=500,
+                                               checkpoint_every=1000)),
+        "demo": (IMAGES_DEMO, LoopConfig(steps=1500, batch_size=64, sample_every=250, checkpoint_every=500)),
+    },
+}
+#: steps under DEEPFAKE_LAB_QUICK=1 (CI and notebook runs)
+QUICK_STEPS = {"points": 300, "images": 40}
+
+
+def preset(name: str, data: str) -> tuple[GANConfig, LoopConfig]:
+    """The (model config, loop config) of preset ``name`` for ``data``, with ``config.data`` filled in."""
+    if data not in POINT_DATA + IMAGE_DATA:
+        raise ValueError(f"--data {data!r}: unknown; use one of {', '.join(POINT_DATA + IMAGE_DATA)}")
+    group = "points" if data in POINT_DATA else "images"
+    if name not in PRESETS[group]:
+        raise ValueError(f"--preset {name!r} is not defined for --data {data}; use one of {', '.join(PRESETS[group])}")
+    config, loop = PRESETS[group][name]
+    return replace(config, data=data), replace(loop, out_dir=f"runs/gan-{data}")
+
+
+def make_dataset(config: GANConfig, split: str = "train", download: bool = False):
+    """The training set of ``config.data``: a 2-D mixture of ``config.n_points`` points, or digit images."""
+    if config.is_points:
+        from .data.toy import mixture
+
+        return mixture(config.data, n=config.n_points, seed=0)
+    from .data.digits import digit_dataset
+
+    return digit_dataset(config.data, split, download=download)
+
+
+# ==============================================================================================
+# 6. Using a trained generator (the demo app and the notebook call these)
+# ==============================================================================================
+def demo_weights_path(data: str) -> Path:
+    """The demo generator shipped with the package for ``data`` (``ring8`` or ``digits``)."""
+    return ASSETS / f"gan-{data}.safetensors"
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, GANConfig]:
+    """Load a GAN generator in eval mode, in fp32, with its config.
+
+    ``path`` is a weights file written by :func:`export_generator` (fp16 or fp32), a training
+    checkpoint ``step-*.safetensors``, or a run folder (its latest checkpoint is used).
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise ckpt.CheckpointError(f"{path}: a folder without a checkpoint (no latest.json); give a "
+                                       ".safetensors file or the --out folder of `deepfake-lab train gan`")
+        path = found[0]
+    nets, meta = ckpt.load_weights(path)
+    if meta.get("kind") != "gan":
+        raise ckpt.CheckpointError(f"{path}: holds a {meta.get('kind')!r} model, not a GAN; "
+                                   "give weights written by `deepfake-lab train gan`")
+    if "G" not in nets:
+        raise ckpt.CheckpointError(f"{path}: has no generator weights ('G.*'); it holds {sorted(nets)}")
+    config = config_from_dict(GANConfig, meta.get("config") or {})
+    G = build_generator(config)
+    try:
+        G.load_state_dict({k: v.float() for k, v in nets["G"].items()})
+    except RuntimeError as err:
+        raise ckpt.CheckpointError(f"{path}: the generator weights do not fit its own config ({err})") from err
+    return G.to(device).eval(), config
+
+
+@torch.no_grad()
+def sample(generator: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """Run ``generator`` on noise z (N, latent_dim): (N, C, H, W) images in [-1, 1], or (N, 2) points."""
+    if z.dim() != 2 or z.shape[1] != generator.latent_dim:
+        raise ValueError(f"z of shape {tuple(z.shape)}: need (N, {generator.latent_dim})")
+    device = next(generator.parameters()).device
+    return generator(z.to(device)).float()
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = "slerp") -> torch.Tensor:
+    """``steps`` latent vectors from z0 to z1 (both ends included): (steps, latent_dim).
+
+    ``"linear"``: :math:`z_t = (1-t) z_0 + t z_1`. ``"slerp"`` (White 2016, "Sampling Generative
+    Networks"): along the great circle,
+
+    .. math:: z_t = \\frac{\\sin((1-t)\\Omega)}{\\sin\\Omega} z_0 + \\frac{\\sin(t\\Omega)}{\\sin\\Omega} z_1,
+              \\quad \\cos\\Omega = \\frac{z_0 \\cdot z_1}{\\lVert z_0\\rVert \\lVert z_1\\rVert}
+
+    which keeps the norm typical of a Gaussian z, where a straight line passes through the unlikely
+    region near the origin. (DCGAN §6.1 walks the latent space linearly.)
+    """
+    z0, z1 = z0.reshape(-1).float(), z1.reshape(-1).float()
+    if z0.shape != z1.shape:
+        raise ValueError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)}: need one latent size")
+    if steps < 2:
+        raise ValueError(f"steps={steps}: need at least 2 (the two ends)")
+    t = torch.linspace(0, 1, steps).unsqueeze(1)  # (steps, 1)
+    if mode == "linear":
+        return (1 - t) * z0 + t * z1
+    if mode != "slerp":
+        raise ValueError(f"interpolation mode {mode!r}: use 'slerp' or 'linear'")
+    cos = torch.dot(z0, z1) / (z0.norm() * z1.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    if omega.abs() < 1e-4:  # (nearly) parallel: slerp tends to the straight line
+        return (1 - t) * z0 + t * z1
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
+
+
+def scatter_plot(fake: torch.Tensor, real: torch.Tensor | None = None, title: str = "", limit: float | None = None,
+                 size: int = 400):
+    """A PIL scatter plot of generated points (N, 2) over real ones (M, 2); matplotlib's Agg backend, no pyplot."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    fig = Figure(figsize=(size / 100, size / 100), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=4, c="#1f77b4", alpha=0.5, linewidths=0, label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="#d62728", alpha=0.5, linewidths=0, label="generated")
+    ref = real if real is not None else fake
+    lim = limit or float(max(3.0, 1.25 * ref.abs().max()))
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+
+
+def export_generator(G: nn.Module, config: GANConfig, path: str | Path, extra: dict | None = None) -> Path:
+    """Write the generator alone as fp16 safetensors (the demo weights' format)."""
+    return ckpt.save_weights(path, {"G": G}, "gan", config_to_dict(config), dtype=torch.float16, extra=extra)
+
+
+def evaluate_generator(G: nn.Module, config: GANConfig, n: int | None = None, seed: int = 0) -> dict:
+    """The lesson's metrics on ``n`` fresh samples from a fixed seed (see :mod:`deepfake_lab.gan_metrics`).
+
+    2-D mixtures: modes covered and high-quality share; digits: the digit classifier's class coverage and
+    mean confidence (empty when its weights are missing).
+    """
+    from . import gan_metrics
+
+    n = n or (2500 if config.is_points else 1000)
+    z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    was_training = G.training
+    G.eval()
+    out = sample(G, z).cpu()
+    G.train(was_training)
+    if config.is_points:
+        return gan_metrics.mixture_metrics(out, config.data).as_dict()
+    if config.data in ("digits", "mnist-subset", "mnist") and gan_metrics.classifier_path().exists():
+        return gan_metrics.digit_metrics(out).as_dict()
+    return {}
+
+
+# ==============================================================================================
+# 7. Command line
+# ==============================================================================================
+def add_train_command(train_sub) -> None:
+    """``deepfake-lab train gan --data ring8|grid25|digits|mnist-subset [--preset ...] [--loss ...]``."""
+    from .cli import add_loop_arguments
+
+    p = train_sub.add_parser("gan", help="lesson 1: a GAN on 2-D points (MLP) or digits (DCGAN)",
+                             description="Train lesson 1's GAN. Presets: default, demo (both data kinds); "
+                                         "collapse (2-D points: the minimax loss, to watch mode collapse).")
+    p.add_argument("--data", default="ring8",
+                   help=f"training data: {', '.join(POINT_DATA + IMAGE_DATA)} (mnist, fashion-mnist need --download)")
+    p.add_argument("--loss", choices=LOSSES, help="adversarial loss (default: the preset's, nonsaturating)")
+    p.add_argument("--arch", choices=("mlp", "dcgan"), help="network family (default: mlp for points, dcgan for images)")
+    p.add_argument("--latent-dim", type=int, help="size of the noise z")
+    p.add_argument("--lr", type=float, help="Adam learning rate of G and D")
+    p.add_argument("--d-steps", type=int, help="D updates per G update")
+    p.add_argument("--export", metavar="FILE", help="after training, write the generator as fp16 safetensors here")
+    p.add_argument("--download", action="store_true", help="allow downloading mnist / fashion-mnist via torchvision")
+    add_loop_arguments(p, {"default": None, "demo": None, "collapse": None})
+    p.set_defaults(func=_train_command)
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from .cli import UserError, loop_config_from_args, quick_mode
+
+    if args.data not in POINT_DATA + IMAGE_DATA:
+        raise UserError(f"--data {args.data!r}: unknown; use one of {', '.join(POINT_DATA + IMAGE_DATA)}")
+    config, loop = preset(args.preset, args.data)
+    if quick_mode():
+        loop = replace(loop, steps=min(loop.steps, QUICK_STEPS["points" if config.is_points else "images"]))
+    if args.loss:
+        config = config.with_loss(args.loss)
+    for flag, field_name in (("arch", "arch"), ("latent_dim", "latent_dim"), ("lr", "lr"), ("d_steps", "d_steps")):
+        if getattr(args, flag) is not None:
+            config = replace(config, **{field_name: getattr(args, flag)})
+    config.validate()
+    loop = loop_config_from_args(args, loop)
+
+    device = pick_device(args.device)
+    seed_everything(loop.seed)  # the networks' initial weights come from the run's seed
+    model = GANModel(config, device, precision_for(device, config.cpu_bf16, args.precision), total_steps=loop.steps)
+    dataset = make_dataset(config, "train", download=args.download)
+    counts = ", ".join(f"{k} {v:,}" for k, v in model.parameter_counts().items())
+    print(f"GAN ({config.arch}, loss {config.loss}) on {config.data}: {len(dataset):,} training samples; "
+          f"parameters {counts}; {loop.steps} steps of batch {loop.batch_size} on {device} "
+          f"({model.precision.name})", file=sys.stderr)
+    result = fit(model, dataset, loop)
+    metrics = evaluate_generator(model.nets["G"], config)
+    summary = {"step": result.step, "seconds": round(result.seconds, 1), "metrics": metrics}
+    (Path(result.run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2))
+    print(f"trained to step {result.step} in {result.seconds:.1f} s; weights {result.weights}")
+    if metrics:
+        print("metrics: " + json.dumps(metrics))
+    if args.export:
+        export_generator(model.nets["G"], config, args.export,
+                         extra={"steps": str(result.step), "metrics": metrics, "seed": str(loop.seed)})
+        print(f"generator exported (fp16) to {args.export}")
+    return 0
+
+
+def add_commands(top_sub) -> None:
+    """``deepfake-lab sample --model PATH -n 64 -o out.png [--seed S]``."""
+    p = top_sub.add_parser("sample", help="draw samples from a trained GAN generator into a labelled PNG")
+    p.add_argument("--model", required=True,
+                   help="weights file, training checkpoint or run folder of `train gan`; or demo:ring8 / demo:digits")
+    p.add_argument("-n", type=int, default=None, help="number of samples (default 64 images or 2000 points)")
+    p.add_argument("-o", "--out", default="samples.png", help="output PNG (labelled synthetic)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
+    p.set_defaults(func=_sample_command)
+
+
+def _sample_command(args: argparse.Namespace) -> int:
+    from .cli import UserError
+    from .provenance import save_labelled_png
+    from .viz import to_grid_image
+
+    model = args.model
+    if model.startswith("demo:"):
+        model = demo_weights_path(model.removeprefix("demo:"))
+    G, config = load_generator(model, pick_device(args.device))
+    n = args.n if args.n is not None else (2000 if config.is_points else 64)
+    if not 1 <= n <= 100_000:
+        raise UserError(f"-n {n}: need between 1 and 100000 samples")
+    if not str(args.out).lower().endswith(".png"):
+        raise UserError(f"-o {args.out}: the output is a PNG; give a file name ending in .png")
+    z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(args.seed))
+    out = sample(G, z).cpu()
+    if config.is_points:
+        from .data.toy import mixture
+
+        image = scatter_plot(out, mixture(config.data, n=max(n, 500), seed=1).points,
+                             title=f"{n} generated points ({config.data})")
+    else:
+        image = to_grid_image(out, scale=2)
+    details = {"model": str(model), "kind": "gan", "arch": config.arch, "data": config.data, "n": n, "seed": args.seed}
+    save_labelled_png(image, args.out, details)
+    print(f"wrote {args.out}")
+    return 0
