@@ -1,0 +1,849 @@
+r"""Lesson 2: CycleGAN, image-to-image translation without paired examples.
+
+Zhu, Park, Isola and Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
+Networks", ICCV 2017 (arXiv:1703.10593). This file reads in the paper's order: the generator and the
+discriminator (§4 "Network Architecture", Appendix 7.2), the image history pool and the losses
+(§3 "Formulation", §4 "Training details", §5.2), the training step, and then what a user needs
+around it: importing official checkpoints, measuring a model on held-out pairs, the command line.
+
+Two domains X and Y, two generators and two discriminators:
+
+.. math::
+
+    G: X \to Y, \qquad F: Y \to X, \qquad
+    D_Y \text{ tells } y \text{ from } G(x), \qquad D_X \text{ tells } x \text{ from } F(y)
+
+Names here follow the paper. The official code (junyanz/pytorch-CycleGAN-and-pix2pix) calls the
+domains A and B, and its discriminator letters are crossed with respect to the paper's:
+
+============================  =====================  ==========================
+paper (this file)             official code          official checkpoint file
+============================  =====================  ==========================
+X, Y                          A, B                   ``trainA/``, ``trainB/``
+G: X -> Y                     ``netG_A`` (G_A)       ``latest_net_G_A.pth``
+F: Y -> X                     ``netG_B`` (G_B)       ``latest_net_G_B.pth``
+D_Y (judges G(x) vs real y)   ``netD_A`` (D_A)       ``latest_net_D_A.pth``
+D_X (judges F(y) vs real x)   ``netD_B`` (D_B)       ``latest_net_D_B.pth``
+============================  =====================  ==========================
+
+The networks reproduce the official key layout exactly (``model.1.weight`` ... ``model.26.bias`` for
+the 9-block generator), so official ``.pth`` files load by name (:func:`import_official_generator`).
+
+Parameter counts at the official defaults (ngf = ndf = 64): G with 9 residual blocks 11,378,179
+(6 blocks: 7,837,699); the 70x70 PatchGAN D 2,764,737. A 256x256 input gives D a 30x30 score map.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F_nn
+from torch import nn
+
+from .device import Precision, pick_device, precision_for
+from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, linear_decay
+
+__all__ = [
+    "ResnetBlock", "ResnetGenerator", "NLayerDiscriminator", "patch_receptive_field", "ImagePool",
+    "lsgan_loss", "cycle_loss", "identity_loss", "CycleGANConfig", "CycleGANModel", "PRESETS",
+    "official_key_problems", "infer_official_config", "import_official_generator", "load_generator",
+    "export_generators", "run_generator", "evaluate_pairs", "count_parameters", "demo_weights_path",
+]
+
+
+# ============================================================================================
+# 1. Generator (§4 "Network Architecture"; Appendix 7.2): Johnson et al. 2016's ResNet
+# ============================================================================================
+def _norm(kind: str, channels: int) -> nn.Module:
+    """InstanceNorm (Ulyanov et al. 2016) without affine parameters or running statistics, as the official
+    code builds it; ``"batch"`` is BatchNorm (the official ``--norm batch`` option)."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"norm {kind!r}: use 'instance' (the paper's) or 'batch'")
+
+
+class ResnetBlock(nn.Module):
+    r"""One residual block ``R256`` of the generator: two 3x3 convolutions with reflection padding.
+
+    .. math:: y = x + \mathrm{IN}(W_2 * \mathrm{pad}(\mathrm{ReLU}(\mathrm{IN}(W_1 * \mathrm{pad}(x)))))
+
+    No ReLU after the sum (Appendix 7.2 and the official ``ResnetBlock``). Key layout of ``conv_block``:
+    ``0`` pad, ``1`` conv, ``2`` norm, ``3`` ReLU, [``4`` dropout,] pad, conv (``5``, or ``6`` with dropout),
+    norm. Convolutions have a bias only with InstanceNorm (BatchNorm's shift makes it redundant).
+
+    Shapes: (B, dim, H, W) -> (B, dim, H, W).
+    """
+
+    def __init__(self, dim: int, norm: str = "instance", use_dropout: bool = False):
+        super().__init__()
+        bias = norm == "instance"
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), _norm(norm, dim),
+                                   nn.ReLU(True)]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), _norm(norm, dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class ResnetGenerator(nn.Module):
+    """The CycleGAN generator: ``c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3`` (Appendix 7.2).
+
+    * ``c7s1-k``: reflection pad 3, 7x7 convolution with k filters, stride 1, InstanceNorm, ReLU;
+    * ``dk``: 3x3 convolution, stride 2 (halves H and W), InstanceNorm, ReLU;
+    * ``Rk``: :class:`ResnetBlock`; 9 blocks for 256x256 training images, 6 for 128x128 (§4);
+    * ``uk``: 3x3 fractionally-strided (transposed) convolution, stride 1/2 (doubles H and W);
+    * the last ``c7s1-3`` ends in tanh, so images are in [-1, 1].
+
+    Everything is one ``nn.Sequential`` called ``model`` so the keys are the official ones: for 9 blocks
+    ``model.1`` (first conv), ``model.4`` and ``model.7`` (down), ``model.10``..``model.18`` (blocks),
+    ``model.19`` and ``model.22`` (up), ``model.26`` (last conv).
+
+    Shapes: (B, input_nc, H, W) -> (B, output_nc, H, W), H and W multiples of 4 (two halvings and two
+    doublings; other sizes come back 1-3 pixels off, so callers pad first: :func:`pad_to_multiple`).
+    """
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
+                 norm: str = "instance", use_dropout: bool = False):
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks={n_blocks}: need 0 or more residual blocks (the paper uses 6 or 9)")
+        bias = norm == "instance"
+        layers: list[nn.Module] = [  # c7s1-ngf: (B, 3, H, W) -> (B, ngf, H, W)
+            nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), _norm(norm, ngf), nn.ReLU(True)]
+        channels = ngf
+        for _ in range(2):  # d128, d256: (B, C, H, W) -> (B, 2C, H/2, W/2)
+            layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias),
+                       _norm(norm, channels * 2), nn.ReLU(True)]
+            channels *= 2
+        for _ in range(n_blocks):  # R256: (B, 4 ngf, H/4, W/4), shape unchanged
+            layers.append(ResnetBlock(channels, norm, use_dropout))
+        for _ in range(2):  # u128, u64: (B, C, h, w) -> (B, C/2, 2h, 2w)
+            layers += [nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1,
+                                          bias=bias),
+                       _norm(norm, channels // 2), nn.ReLU(True)]
+            channels //= 2
+        # c7s1-3: (B, ngf, H, W) -> (B, output_nc, H, W) in [-1, 1]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+# ============================================================================================
+# 2. Discriminator: the 70x70 PatchGAN (§4; Isola et al. 2017, §3.2.2)
+# ============================================================================================
+class NLayerDiscriminator(nn.Module):
+    """The PatchGAN discriminator: ``C64-C128-C256-C512``, then a 1-channel convolution (Appendix 7.2).
+
+    ``Ck`` is a 4x4 convolution with k filters, InstanceNorm (not on C64) and LeakyReLU(0.2); the first
+    three have stride 2, C512 stride 1. Each output value scores one overlapping 70x70 patch of the input
+    as real or fake, so D has few parameters, runs on any image size and judges texture and style
+    locally (Isola et al. 2017, §3.2.2). Keys (official): ``model.0``, ``model.2``, ``model.5``,
+    ``model.8``, ``model.11``.
+
+    Shapes: (B, input_nc, 256, 256) -> (B, 1, 30, 30); in general (B, 1, H/8 - 2, W/8 - 2).
+    """
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance"):
+        super().__init__()
+        bias = norm == "instance"
+        layers: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):  # C128, C256: stride 2
+            prev, mult = mult, min(2 ** n, 8)
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias), _norm(norm, ndf * mult),
+                       nn.LeakyReLU(0.2, True)]
+        prev, mult = mult, min(2 ** n_layers, 8)  # C512: stride 1
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias), _norm(norm, ndf * mult),
+                   nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))  # (B, 1, h, w): one score per patch
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def patch_receptive_field(n_layers: int = 3) -> int:
+    """How many input pixels one output score of :class:`NLayerDiscriminator` sees: 70 for ``n_layers=3``.
+
+    Each 4x4 convolution widens the field by (4 - 1) input steps of the layer, and one step of a layer is
+    the product of the strides before it: 1 + 3 (1 + 2 + 4 + 8 + 8) = 70 for the layers' strides
+    2, 2, 2, 1, 1 (``n_layers`` stride-2 convolutions, then two stride-1 ones).
+    """
+    strides = [2] * n_layers + [1, 1]
+    field, jump = 1, 1
+    for s in strides:
+        field += (4 - 1) * jump
+        jump *= s
+    return field
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable numbers in ``net`` (the figure papers and the official code print)."""
+    return sum(p.numel() for p in net.parameters())
+
+
+# ============================================================================================
+# 3. The image history pool (§4 "Training details"; Shrivastava et al. 2017)
+# ============================================================================================
+class ImagePool:
+    """A buffer of the last ``size`` generated images that the discriminators are trained on.
+
+    "To reduce model oscillation, we follow Shrivastava et al.'s strategy and update the discriminators
+    using a history of generated images rather than the ones produced by the latest generators. We keep
+    an image buffer that stores the 50 previously created images" (§4). As in the official code: until
+    the pool is full every new image is stored and returned; after that each new image is, with
+    probability 1/2, swapped for a random stored one (the old image is returned, the new one kept), and
+    otherwise returned as is. ``size=0`` turns the pool off.
+
+    The pool is training state: :meth:`state_dict` / :meth:`load_state_dict` save it with a checkpoint,
+    so a resumed run draws the same images. Random draws use torch's global generator (saved by the loop).
+    """
+
+    def __init__(self, size: int = 50):
+        if size < 0:
+            raise ValueError(f"pool size {size}: need 0 (off) or more")
+        self.size = size
+        self.images: list[torch.Tensor] = []  # each (1, C, H, W), detached
+
+    def query(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) newly generated -> (B, C, H, W) to show the discriminator (no gradient)."""
+        images = images.detach().float()
+        if self.size == 0:
+            return images
+        out = []
+        for image in images.split(1):  # (1, C, H, W) each
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif torch.rand(()) < 0.5:
+                i = int(torch.randint(len(self.images), ()))
+                out.append(self.images[i])
+                self.images[i] = image.clone()
+            else:
+                out.append(image)
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"size": self.size, "images": [im.cpu() for im in self.images]}
+
+    def load_state_dict(self, state: dict[str, Any], device: str | torch.device = "cpu") -> None:
+        self.size = int(state["size"])
+        self.images = [im.to(device) for im in state["images"]]
+
+
+# ============================================================================================
+# 4. Losses (§3): adversarial (least squares, §4), cycle consistency (Eq. 2), identity (§5.2)
+# ============================================================================================
+def lsgan_loss(scores: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    r"""The least-squares adversarial loss (Mao et al. 2017) that CycleGAN uses in place of Eq. 1's log loss.
+
+    The paper's adversarial loss (Eq. 1) is
+    :math:`\mathcal{L}_{GAN}(G, D_Y, X, Y) = \mathbb{E}_y[\log D_Y(y)] + \mathbb{E}_x[\log(1 - D_Y(G(x)))]`;
+    §4 replaces it by least squares, which "is more stable during training and generates higher quality
+    results": G minimises :math:`\mathbb{E}_x[(D_Y(G(x)) - 1)^2]` and D_Y minimises
+    :math:`\mathbb{E}_y[(D_Y(y) - 1)^2] + \mathbb{E}_x[D_Y(G(x))^2]`.
+
+    This is one of those terms: the mean over the batch and over D's score map of
+    :math:`(D(\cdot) - t)^2` with target t = 1 for "real" and 0 for "fake" (the official ``GANLoss`` with
+    ``gan_mode='lsgan'``: ``MSELoss`` against a tensor of ones or zeros; no factor 1/2 on G's side).
+    Computed in fp32 even under autocast.
+    """
+    scores = scores.float()
+    target = torch.ones_like(scores) if target_is_real else torch.zeros_like(scores)
+    return F_nn.mse_loss(scores, target)
+
+
+def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    r"""One direction of the cycle-consistency loss (Eq. 2), the idea of the paper.
+
+    .. math:: \mathcal{L}_{cyc}(G, F) = \mathbb{E}_x[\lVert F(G(x)) - x \rVert_1]
+                                     + \mathbb{E}_y[\lVert G(F(y)) - y \rVert_1]
+
+    Adversarial losses alone only match distributions: G could map every x to any one image of Y. Asking
+    that translating there and back returns the input ("forward" and "backward cycle consistency", §3.2)
+    rules out most such mappings. Mean absolute error over all pixels (``nn.L1Loss``).
+    """
+    return F_nn.l1_loss(reconstructed.float(), original.float())
+
+
+def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    r"""One direction of the identity-mapping loss (§5.2 "Photo generation from paintings", after Taigman et al. 2017).
+
+    .. math:: \mathcal{L}_{identity}(G, F) = \mathbb{E}_y[\lVert G(y) - y \rVert_1] + \mathbb{E}_x[\lVert F(x) - x \rVert_1]
+
+    A real sample of the target domain given to a generator should come back unchanged; this keeps the
+    colour composition of the input (without it, Monet paintings of daytime came out as sunsets). Weight
+    :math:`0.5\lambda` in the paper; the official ``--lambda_identity 0.5`` is relative to :math:`\lambda`.
+    """
+    return F_nn.l1_loss(same.float(), original.float())
+
+
+# ============================================================================================
+# 5. Configuration and the training step (§3.3 Eq. 3-4, §4 "Training details")
+# ============================================================================================
+@dataclass
+class CycleGANConfig:
+    """Hyper-parameters of one CycleGAN; the defaults are the paper's and the official code's.
+
+    Networks: ``ngf``/``ndf`` filters in the first layer of G/D (64), ``n_blocks`` residual blocks (9 for
+    256x256, 6 for 128x128 images), ``n_layers_d`` stride-2 layers of D (3: the 70x70 PatchGAN), ``norm``
+    instance (the paper's, after Ulyanov et al.) or batch.
+    Objective (Eq. 3): :math:`\\lambda` = ``lambda_cycle`` = 10 for each cycle, identity weight
+    ``lambda_identity`` x lambda = 0.5 x 10. Optimiser (§4): Adam, lr 0.0002, betas (0.5, 0.999), batch 1,
+    constant for the first half of training then linearly to zero (``decay_fraction`` = 0.5: 100 + 100
+    epochs), ``pool_size`` 50. Data: resize to ``load_size`` 286, random crop ``crop_size`` 256, random
+    horizontal flip (``preprocess`` as in :mod:`deepfake_lab.data.unpaired`).
+    ``cpu_bf16``: the ResNet generator runs ~2x faster under bf16 autocast on CPUs with native bf16.
+    """
+
+    input_nc: int = 3
+    output_nc: int = 3
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9
+    n_layers_d: int = 3
+    norm: str = "instance"
+    use_dropout: bool = False
+    init_gain: float = 0.02
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_fraction: float = 0.5
+    load_size: int = 286
+    crop_size: int = 256
+    preprocess: str = "resize_and_crop"
+    flip: bool = True
+    cpu_bf16: bool = True
+
+
+def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+class CycleGANModel(LessonModel):
+    r"""CycleGAN's two generators G: X -> Y and F: Y -> X, two discriminators D_X and D_Y, and one training step.
+
+    The full objective (Eq. 3) and the game it defines (Eq. 4):
+
+    .. math::
+
+        \mathcal{L}(G, F, D_X, D_Y) = \mathcal{L}_{GAN}(G, D_Y, X, Y) + \mathcal{L}_{GAN}(F, D_X, Y, X)
+                                     + \lambda\, \mathcal{L}_{cyc}(G, F)
+                                     \;[+\; 0.5 \lambda\, \mathcal{L}_{identity}(G, F)]
+
+        G^*, F^* = \arg\min_{G, F} \max_{D_X, D_Y} \mathcal{L}(G, F, D_X, D_Y)
+
+    One step (:meth:`optimize_parameters`), as in the official code: first G and F together (D frozen),
+    then D_X and D_Y together on images from the history pools, with D's objective divided by 2, which
+    "slows down the rate at which D learns, relative to the rate of G" (Appendix 7.1).
+
+    ``set_input`` takes a batch ``{"A": (B, 3, H, W), "B": (B, 3, H, W)}`` in [-1, 1] (A = X, B = Y).
+    ``total_steps`` sizes the learning-rate schedule (the loop steps schedulers once per step).
+    """
+
+    kind: ClassVar[str] = "cyclegan"
+    Config: ClassVar[type] = CycleGANConfig
+    inference_nets: ClassVar[tuple[str, ...]] = ("G", "F")
+
+    def __init__(self, config: CycleGANConfig | None = None, device: str | torch.device = "cpu",
+                 precision: Precision | None = None, total_steps: int = 1000):
+        from .blocks import init_weights
+
+        config = config or CycleGANConfig()
+        super().__init__(config, device, precision)
+        c = config
+        g_args = dict(ngf=c.ngf, n_blocks=c.n_blocks, norm=c.norm, use_dropout=c.use_dropout)
+        self.nets = {
+            "G": ResnetGenerator(c.input_nc, c.output_nc, **g_args),   # X -> Y (official G_A)
+            "F": ResnetGenerator(c.output_nc, c.input_nc, **g_args),   # Y -> X (official G_B)
+            "D_X": NLayerDiscriminator(c.input_nc, c.ndf, c.n_layers_d, c.norm),   # official D_B
+            "D_Y": NLayerDiscriminator(c.output_nc, c.ndf, c.n_layers_d, c.norm),  # official D_A
+        }
+        for net in self.nets.values():
+            init_weights(net, "normal", c.init_gain).to(self.device)
+        G, F, D_X, D_Y = (self.nets[k] for k in ("G", "F", "D_X", "D_Y"))
+        betas = (c.beta1, c.beta2)
+        self.opts = {"G": torch.optim.Adam(itertools.chain(G.parameters(), F.parameters()), lr=c.lr, betas=betas),
+                     "D": torch.optim.Adam(itertools.chain(D_X.parameters(), D_Y.parameters()), lr=c.lr, betas=betas)}
+        decay = linear_decay(total_steps, max(1, round(total_steps * c.decay_fraction)))
+        self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(opt, decay) for k, opt in self.opts.items()}
+        self.pool_x = ImagePool(c.pool_size)  # past F(y), shown to D_X
+        self.pool_y = ImagePool(c.pool_size)  # past G(x), shown to D_Y
+
+    # -- the three verbs ------------------------------------------------------------------------
+    def set_input(self, batch: dict[str, torch.Tensor]) -> None:
+        """``batch["A"]`` are real x (domain X), ``batch["B"]`` real y (domain Y); both (B, C, H, W) in [-1, 1]."""
+        if not isinstance(batch, dict) or "A" not in batch or "B" not in batch:
+            raise ValueError("CycleGAN.set_input: expected a dict batch {'A': images of X, 'B': images of Y}")
+        self.real_x = batch["A"].to(self.device, non_blocking=True)
+        self.real_y = batch["B"].to(self.device, non_blocking=True)
+
+    def forward(self) -> None:
+        """Both cycles: x -> G(x) -> F(G(x)) and y -> F(y) -> G(F(y))."""
+        G, F = self.nets["G"], self.nets["F"]
+        self.fake_y = G(self.real_x)   # G(x)        (official fake_B)
+        self.rec_x = F(self.fake_y)    # F(G(x)) ~ x (official rec_A)
+        self.fake_x = F(self.real_y)   # F(y)        (official fake_A)
+        self.rec_y = G(self.fake_x)    # G(F(y)) ~ y (official rec_B)
+
+    def optimize_parameters(self) -> dict[str, float]:
+        """One step: update G and F on Eq. 3 with D fixed, then D_X and D_Y on past fakes. Returns the losses."""
+        c = self.config
+        G, F, D_X, D_Y = (self.nets[k] for k in ("G", "F", "D_X", "D_Y"))
+
+        # generators G and F: fool the discriminators, close both cycles, keep target-domain inputs unchanged
+        _set_requires_grad([D_X, D_Y], False)
+        self.opts["G"].zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            self.forward()
+            losses = {
+                "G_gan": lsgan_loss(D_Y(self.fake_y), True),
+                "F_gan": lsgan_loss(D_X(self.fake_x), True),
+                "cycle_x": c.lambda_cycle * cycle_loss(self.rec_x, self.real_x),
+                "cycle_y": c.lambda_cycle * cycle_loss(self.rec_y, self.real_y),
+            }
+            if c.lambda_identity > 0:
+                w = c.lambda_cycle * c.lambda_identity
+                losses["idt_G"] = w * identity_loss(G(self.real_y), self.real_y)  # G(y) ~ y
+                losses["idt_F"] = w * identity_loss(F(self.real_x), self.real_x)  # F(x) ~ x
+            loss_gf = sum(losses.values())
+        loss_gf.backward()
+        self.opts["G"].step()
+
+        # discriminators D_Y (real y vs G(x)) and D_X (real x vs F(y)), on images from the history pools
+        _set_requires_grad([D_X, D_Y], True)
+        self.opts["D"].zero_grad(set_to_none=True)
+        fake_y = self.pool_y.query(self.fake_y)
+        fake_x = self.pool_x.query(self.fake_x)
+        with self.precision.autocast():
+            losses["D_Y"] = 0.5 * (lsgan_loss(D_Y(self.real_y), True) + lsgan_loss(D_Y(fake_y), False))
+            losses["D_X"] = 0.5 * (lsgan_loss(D_X(self.real_x), True) + lsgan_loss(D_X(fake_x), False))
+        (losses["D_Y"] + losses["D_X"]).backward()
+        self.opts["D"].step()
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    # -- hooks of the loop ------------------------------------------------------------------------
+    def sample_images(self) -> torch.Tensor | None:
+        """Rows x, G(x), F(G(x)) and y, F(y), G(F(y)) of the first image of the last batch: (6, C, H, W)."""
+        if not hasattr(self, "fake_y"):
+            return None
+        row = [self.real_x, self.fake_y, self.rec_x, self.real_y, self.fake_x, self.rec_y]
+        return torch.cat([t[:1].detach().float().cpu() for t in row])
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_x": self.pool_x.state_dict(), "pool_y": self.pool_y.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "pool_x" in state:
+            self.pool_x.load_state_dict(state["pool_x"], self.device)
+            self.pool_y.load_state_dict(state["pool_y"], self.device)
+
+
+#: named settings: (model config, loop config). ``default`` is the paper's (batch 1, 256 px, 200 epochs
+#: when ``--steps`` is not given); ``demo`` trains on this package's embedded ``photo2winter`` set on a
+#: laptop CPU: 16 filters, 6 blocks, 64 px crops, batch 4 (a 0.5 M-parameter generator, 1 MB in fp16), and
+#: BatchNorm (the official ``--norm batch``) instead of InstanceNorm: InstanceNorm subtracts each feature
+#: map's mean over the image, so on a small, nearly uniform tile the generator cannot tell its overall
+#: colour, which is exactly what photo2winter changes (an InstanceNorm run stayed below doing nothing).
+PRESETS: dict[str, tuple[CycleGANConfig, LoopConfig]] = {
+    "default": (CycleGANConfig(),
+                LoopConfig(steps=0, batch_size=1, out_dir="runs/cyclegan", log_every=100, sample_every=1000,
+                           checkpoint_every=5000)),
+    "demo": (CycleGANConfig(ngf=16, ndf=32, n_blocks=6, load_size=72, crop_size=64, preprocess="crop",
+                            norm="batch"),
+             LoopConfig(steps=800, batch_size=4, out_dir="runs/cyclegan-demo", log_every=20, sample_every=200,
+                        checkpoint_every=200)),
+}
+#: epochs of the official schedule (100 constant + 100 decaying) used when ``default`` gets no ``--steps``
+DEFAULT_EPOCHS = 200
+#: steps in quick mode (DEEPFAKE_LAB_QUICK=1: CI and notebook runs)
+QUICK_STEPS = 20
+#: the demo weights shipped with the package
+ASSETS = Path(__file__).resolve().parent / "assets" / "weights"
+
+
+def demo_weights_path(data: str = "photo2winter") -> Path:
+    """The demo generators (G and F) shipped with the package, trained on the embedded ``data`` set."""
+    return ASSETS / f"cyclegan-{data}.safetensors"
+
+
+# ============================================================================================
+# 6. Official checkpoints: latest_net_G_A.pth / latest_net_G_B.pth / pretrained {name}.pth
+# ============================================================================================
+def _unwrap_state_dict(obj: Any, name: str) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{name}: not a state dict of tensors (a plain `net.state_dict()` as the official code "
+                         "saves); re-save the generator's state_dict")
+    if all(k.startswith("module.") for k in obj):  # saved from DataParallel
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def infer_official_config(state_dict: dict[str, torch.Tensor], name: str = "checkpoint") -> dict[str, Any]:
+    """Read a ResNet generator's settings off its official keys: ngf, n_blocks, dropout, norm, channels.
+
+    Raises ``ValueError`` naming the file when it is not a CycleGAN ResNet generator (a pix2pix U-Net,
+    a discriminator), with the command that fits it.
+    """
+    keys = set(state_dict)
+    if any(k.startswith("model.model.") for k in keys):
+        raise ValueError(f"{name}: a pix2pix U-Net generator (keys model.model.*), not a CycleGAN ResNet generator; "
+                         f"import it with `deepfake-lab import pix2pix {name}` (CycleGAN's --netG is resnet_9blocks)")
+    first = state_dict.get("model.1.weight")
+    if first is None or first.ndim != 4 or tuple(first.shape[2:]) != (7, 7):
+        if "model.0.weight" in keys and state_dict["model.0.weight"].shape[-1] == 4:
+            raise ValueError(f"{name}: a PatchGAN discriminator (latest_net_D_*.pth); translation needs a generator: "
+                             "latest_net_G_A.pth (X -> Y) or latest_net_G_B.pth (Y -> X)")
+        raise ValueError(f"{name}: not an official CycleGAN ResNet generator (no 7x7 convolution model.1.weight; "
+                         f"first keys: {', '.join(sorted(keys)[:4])})")
+    blocks = sorted({int(k.split(".")[1]) for k in keys if ".conv_block." in k})
+    dropout = any(".conv_block.6.weight" in k for k in keys)
+    norm = "batch" if "model.2.weight" in keys else "instance"
+    last = max(int(k.split(".")[1]) for k in keys if k.endswith(".weight") and k.count(".") == 2)
+    return {"ngf": int(first.shape[0]), "input_nc": int(first.shape[1]), "n_blocks": len(blocks),
+            "use_dropout": dropout, "norm": norm, "output_nc": int(state_dict[f"model.{last}.weight"].shape[0])}
+
+
+def official_key_problems(state_dict: dict[str, torch.Tensor], net: nn.Module) -> list[str]:
+    """What stops ``state_dict`` from loading strictly into ``net``: missing, unexpected and mis-shaped keys."""
+    own = net.state_dict()
+    problems = [f"missing {k}" for k in own if k not in state_dict]
+    problems += [f"unexpected {k}" for k in state_dict if k not in own]
+    problems += [f"{k}: shape {tuple(v.shape)} in the file, {tuple(own[k].shape)} here"
+                 for k, v in state_dict.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    return problems
+
+
+def import_official_generator(source: str | Path | dict[str, torch.Tensor], *, ngf: int | None = None,
+                              n_blocks: int | None = None, use_dropout: bool | None = None,
+                              norm: str | None = None, name: str | None = None) -> tuple[ResnetGenerator, CycleGANConfig]:
+    """Load an official CycleGAN generator (``latest_net_G_A.pth``, a pretrained ``horse2zebra.pth``...).
+
+    ``source`` is a ``.pth`` path (opened with ``weights_only=True``: no code in it runs) or a state dict
+    (``name`` then says what to call it in messages).
+    The settings are read off the keys (:func:`infer_official_config`); any that you pass must agree, and
+    a disagreement is an error that names the flag to change (the official options in brackets):
+    ``--n-blocks`` (``--netG resnet_6blocks``), ``--ngf``, ``--dropout`` (models trained without
+    ``--no_dropout`` have ``conv_block.6`` keys), ``--norm``.
+
+    The key map: the official keys *are* this module's keys (same ``nn.Sequential`` indices), except
+    that InstanceNorm ``running_mean``/``running_var`` (written by PyTorch < 0.4, which tracked them)
+    and every ``num_batches_tracked`` are dropped, as the official ``__patch_instance_norm_state_dict``
+    does. Then the load is strict. Returns ``(G, config)`` with G in eval mode.
+    """
+    from .checkpoints import load_torch_untrusted
+
+    name = name or (str(source) if not isinstance(source, dict) else "state dict")
+    obj = load_torch_untrusted(source) if not isinstance(source, dict) else source
+    sd = _unwrap_state_dict(obj, name)
+    found = infer_official_config(sd, name)
+    wanted = {"n_blocks": n_blocks, "ngf": ngf, "use_dropout": use_dropout, "norm": norm}
+    for key, value in wanted.items():
+        if value is None or value == found[key]:
+            continue
+        if key == "n_blocks":
+            raise ValueError(f"{name}: has {found['n_blocks']} residual blocks, not {value}; use "
+                             f"--n-blocks {found['n_blocks']} (official --netG resnet_{found['n_blocks']}blocks)")
+        if key == "ngf":
+            raise ValueError(f"{name}: its first layer has {found['ngf']} filters, not {value}; use --ngf {found['ngf']}")
+        if key == "use_dropout":
+            raise ValueError(
+                f"{name}: " + ("has dropout in its residual blocks (keys conv_block.6.*): add --dropout "
+                               "(it was trained without --no_dropout)" if found["use_dropout"] else
+                               "has no dropout in its residual blocks (keys conv_block.5.*): remove --dropout"))
+        raise ValueError(f"{name}: uses {found['norm']} normalisation, not {value}; use --norm {found['norm']}")
+    config = CycleGANConfig(input_nc=found["input_nc"], output_nc=found["output_nc"], ngf=found["ngf"],
+                            n_blocks=found["n_blocks"], norm=found["norm"], use_dropout=found["use_dropout"])
+    G = ResnetGenerator(config.input_nc, config.output_nc, config.ngf, config.n_blocks, config.norm, config.use_dropout)
+    own = G.state_dict()
+    stats = ("running_mean", "running_var", "num_batches_tracked")
+    sd = {k: v for k, v in sd.items() if not (k.endswith(stats) and k not in own)}  # InstanceNorm: no statistics
+    problems = [p for p in official_key_problems(sd, G) if not p.endswith("num_batches_tracked")]
+    if problems:
+        raise ValueError(f"{name}: does not fit the ResNet generator ({'; '.join(problems[:4])}"
+                         f"{'; ...' if len(problems) > 4 else ''})")
+    G.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}, strict=False)
+    return G.eval(), config
+
+
+def _official_file_role(path: str | Path) -> str:
+    """Which paper network an official file name holds: ``F`` for ``*G_B*`` (Y -> X), else ``G``."""
+    return "F" if "G_B" in Path(path).name else "G"
+
+
+# ============================================================================================
+# 7. Using a trained model: load, translate, measure
+# ============================================================================================
+def load_generator(path: str | Path, direction: str = "AtoB", device: str | torch.device = "cpu"
+                   ) -> tuple[ResnetGenerator, CycleGANConfig]:
+    """One generator in eval mode, fp32: ``direction`` AtoB is G (X -> Y), BtoA is F (Y -> X).
+
+    ``path``: a weights file of this lesson (exported demo weights, a training checkpoint, an imported
+    official file), a run folder (its latest checkpoint), or an official ``.pth`` (imported on the fly).
+    """
+    from .checkpoints import CheckpointError, load_weights
+    from .train import latest_checkpoint
+
+    path = Path(path)
+    if path.suffix in (".pth", ".pt"):
+        return import_official_generator(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"{path}: a folder without a checkpoint (no latest.json); give a .safetensors file")
+        path = found[0]
+    nets, meta = load_weights(path)
+    if meta.get("kind") != "cyclegan":
+        raise CheckpointError(f"{path}: a {meta.get('kind')!r} weights file, not a CycleGAN one")
+    name = {"AtoB": "G", "BtoA": "F"}.get(direction)
+    if name is None:
+        raise ValueError(f"--direction {direction!r}: use AtoB (G: X -> Y) or BtoA (F: Y -> X)")
+    if name not in nets:
+        raise CheckpointError(f"{path}: holds only {', '.join(sorted(nets))}, not {name} ({direction}); "
+                              f"use --direction {'BtoA' if name == 'G' else 'AtoB'}")
+    config = config_from_dict(CycleGANConfig, meta.get("config", {}))
+    G = ResnetGenerator(config.input_nc if name == "G" else config.output_nc,
+                        config.output_nc if name == "G" else config.input_nc,
+                        config.ngf, config.n_blocks, config.norm, config.use_dropout)
+    G.load_state_dict({k: v.float() for k, v in nets[name].items()})
+    return G.to(device).eval(), config
+
+
+def export_generators(model: CycleGANModel, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write G and F (not the discriminators) as fp16 safetensors, kind ``cyclegan``: the demo-weights format."""
+    from .checkpoints import save_weights
+
+    return save_weights(path, {k: model.nets[k] for k in model.inference_nets}, model.kind,
+                        config_to_dict(model.config), dtype=torch.float16, extra=extra)
+
+
+@torch.no_grad()
+def run_generator(G: nn.Module, images: torch.Tensor, precision: Precision | None = None,
+                  batch_size: int = 16) -> torch.Tensor:
+    """(N, 3, H, W) in [-1, 1], any H and W -> G's output of the same shape, in fp32.
+
+    Pads to a multiple of 4 (reflection) and crops back, so rectangular and odd sizes work.
+    """
+    from .data.images import pad_to_multiple, unpad
+
+    device = next(G.parameters()).device
+    outs = []
+    for chunk in images.split(batch_size):
+        x, size = pad_to_multiple(chunk.to(device), 4)
+        with (precision.autocast() if precision else torch.autocast("cpu", enabled=False)):
+            y = G(x)
+        outs.append(unpad(y.float(), size).cpu())
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: int | None = None,
+                   precision: Precision | None = None, direction: str = "AtoB") -> dict[str, Any]:
+    """Measure G on held-out pairs: ``<root>/<phase>A/f`` translated, against the truth ``<root>/<phase>B/f``
+    (``direction="BtoA"``: measure F, from ``<phase>B`` to ``<phase>A``).
+
+    Only meaningful for data sets whose testB is the exact translation of testA (the embedded
+    ``photo2winter``); official sets like horse2zebra have no such truth. The outputs are rounded to
+    8 bits, as a saved image would be. Returns PSNR (dB), SSIM and mean absolute error (in [0, 1] units)
+    of G(x) and, as the baseline, of the identity (x itself) against the truth, averaged over the images.
+    """
+    from .data.images import list_images, load_image, pil_to_tensor
+    from .metrics import psnr, ssim
+
+    root = Path(root)
+    src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
+    files = list_images(root / f"{phase}{src}")[:limit]
+    truth_dir = root / f"{phase}{dst}"
+    if not files or not all((truth_dir / f.name).exists() for f in files):
+        raise ValueError(f"{root}: {phase}A/ and {phase}B/ do not hold the same file names; evaluation needs "
+                         "held-out pairs (the embedded photo2winter set has them)")
+    x = torch.stack([pil_to_tensor(load_image(f)) for f in files])                 # (N, 3, H, W)
+    y = torch.stack([pil_to_tensor(load_image(truth_dir / f.name)) for f in files])
+    fake = run_generator(G, x, precision)
+    fake = fake.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)          # as saved: 8 bits
+
+    def scores(pred: torch.Tensor) -> dict[str, float]:
+        return {"psnr": round(psnr(pred, y), 3), "ssim": round(ssim(pred, y), 4),
+                "l1": round(float((pred - y).abs().mean() / 2), 4)}
+
+    return {"images": len(files), "size": list(x.shape[-2:]), "G": scores(fake), "identity": scores(x)}
+
+
+# ============================================================================================
+# 8. Command line: `deepfake-lab train cyclegan`, and CycleGAN's part of `translate` / `import`
+# ============================================================================================
+def _translator(nets: dict, meta: dict, direction: str, device: torch.device, precision_mode: str):
+    """Build a :class:`deepfake_lab.translate.Translator` from a ``cyclegan`` weights file."""
+    from .translate import Translator, network_runner
+
+    if direction == "auto":
+        direction = "AtoB" if "G" in nets else "BtoA"
+    name = {"AtoB": "G", "BtoA": "F"}[direction]
+    if name not in nets:
+        from .checkpoints import CheckpointError
+        raise CheckpointError(f"this CycleGAN file holds only {', '.join(sorted(nets))}, not {name} ({direction}); "
+                              f"use --direction {'BtoA' if name == 'G' else 'AtoB'}")
+    config = config_from_dict(CycleGANConfig, meta.get("config", {}))
+    in_nc, out_nc = (config.input_nc, config.output_nc) if name == "G" else (config.output_nc, config.input_nc)
+    net = ResnetGenerator(in_nc, out_nc, config.ngf, config.n_blocks, config.norm, config.use_dropout)
+    net.load_state_dict({k: v.float() for k, v in nets[name].items()})
+    net = net.to(device).eval()
+    precision = precision_for(device, config.cpu_bf16, precision_mode)
+    return Translator(network_runner(net, 4, precision), "cyclegan", direction,
+                      {"network": f"{name} ({'X -> Y' if name == 'G' else 'Y -> X'})", "precision": precision.name})
+
+
+def _import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n-blocks", type=int, help="residual blocks the file must have (default: read off the keys)")
+    p.add_argument("--ngf", type=int, help="filters of the first layer (default: read off the keys)")
+    p.add_argument("--dropout", action="store_true", default=None,
+                   help="the file has dropout in its blocks (trained without --no_dropout)")
+    p.add_argument("--norm", choices=("instance", "batch"), help="normalisation (default: read off the keys)")
+    p.add_argument("--as", dest="role", choices=("G", "F"),
+                   help="store it as G (X -> Y) or F (Y -> X); default: F for *G_B* files, else G")
+
+
+def _import_convert(state: dict, name: str, args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    G, config = import_official_generator(state, ngf=args.ngf, n_blocks=args.n_blocks, use_dropout=args.dropout,
+                                          norm=args.norm, name=name)
+    role = args.role or _official_file_role(name)
+    return {role: G}, config_to_dict(config), {"role": role}
+
+
+def _claims(state: dict) -> bool:
+    w = state.get("model.1.weight")
+    return w is not None and w.ndim == 4 and tuple(w.shape[2:]) == (7, 7)
+
+
+def _register() -> None:
+    from .translate import Importer, register_importer, register_translator
+
+    register_translator("cyclegan", _translator)
+    register_importer(Importer("cyclegan", "an official CycleGAN ResNet generator (latest_net_G_A.pth, horse2zebra.pth)",
+                               _claims, _import_arguments, _import_convert))
+
+
+_register()
+
+
+def add_commands(sub) -> None:
+    """``deepfake-lab translate`` and ``deepfake-lab import`` (shared with pix2pix; added once)."""
+    from .translate import add_commands as add_translate_commands
+
+    add_translate_commands(sub)
+
+
+def add_train_command(train_sub) -> None:
+    """``deepfake-lab train cyclegan --data photo2winter|<folder> [--preset default|demo] ...``."""
+    from .cli import add_loop_arguments
+    from .data.unpaired import PREPROCESS
+
+    p = train_sub.add_parser(
+        "cyclegan", help="lesson 2: CycleGAN on unpaired images (embedded photo2winter, or trainA/trainB folders)",
+        description="Train CycleGAN (Zhu et al. 2017) on the shared loop. Presets: default (the paper's: 256 px, "
+                    "9 blocks, batch 1, 200 epochs), demo (the embedded photo2winter set on a laptop CPU).")
+    p.add_argument("--data", default="photo2winter",
+                   help="embedded set (photo2winter) or a folder with trainA/ and trainB/ "
+                        "(e.g. from `deepfake-lab fetch cyclegan horse2zebra`)")
+    p.add_argument("--ngf", type=int, help="generator filters in the first layer (paper 64)")
+    p.add_argument("--ndf", type=int, help="discriminator filters in the first layer (paper 64)")
+    p.add_argument("--n-blocks", type=int, help="residual blocks of the generators (paper 9 at 256 px, 6 at 128 px)")
+    p.add_argument("--norm", choices=("instance", "batch"))
+    p.add_argument("--dropout", action="store_true", default=None, help="dropout 0.5 in the residual blocks")
+    p.add_argument("--crop-size", type=int, help="training crop (paper 256)")
+    p.add_argument("--load-size", type=int, help="resize before cropping (paper 286)")
+    p.add_argument("--preprocess", choices=PREPROCESS)
+    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    p.add_argument("--lambda-cycle", type=float, help="cycle-consistency weight (paper 10)")
+    p.add_argument("--lambda-identity", type=float, help="identity weight relative to lambda (paper 0.5; 0: off)")
+    p.add_argument("--pool-size", type=int, help="image history pool (paper 50; 0: off)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (paper 0.0002)")
+    p.add_argument("--epochs", type=int, help=f"train this many epochs when --steps is not given "
+                                              f"(preset default: {DEFAULT_EPOCHS})")
+    p.add_argument("--max-items", type=int, help="use at most this many images per epoch (official --max_dataset_size)")
+    p.add_argument("--export", metavar="FILE", help="after training, write G and F as fp16 safetensors here")
+    add_loop_arguments(p, PRESETS)
+    p.set_defaults(func=_train_command)
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from .cli import UserError, loop_config_from_args, quick_mode
+    from .data.unpaired import UnpairedImageFolder, resolve_data_root
+    from .device import seed_everything
+    from .train import fit
+
+    config, loop = PRESETS[args.preset]
+    flags = {"ngf": "ngf", "ndf": "ndf", "n_blocks": "n_blocks", "norm": "norm", "dropout": "use_dropout",
+             "crop_size": "crop_size", "load_size": "load_size", "preprocess": "preprocess",
+             "lambda_cycle": "lambda_cycle", "lambda_identity": "lambda_identity", "pool_size": "pool_size", "lr": "lr"}
+    config = replace(config, **{f: getattr(args, a) for a, f in flags.items() if getattr(args, a) is not None})
+    if args.no_flip:
+        config = replace(config, flip=False)
+    for name in ("ngf", "ndf", "crop_size", "load_size"):
+        if getattr(config, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} {getattr(config, name)}: must be positive")
+
+    root = resolve_data_root(args.data)
+    dataset = UnpairedImageFolder(root, "train", config.preprocess, config.load_size, config.crop_size, config.flip,
+                                  args.max_items)
+    batch = args.batch_size or loop.batch_size
+    if args.steps is None and (loop.steps == 0 or args.epochs):
+        loop = replace(loop, steps=max(1, (args.epochs or DEFAULT_EPOCHS) * (len(dataset) // batch)))
+    if quick_mode() and args.steps is None:
+        loop = replace(loop, steps=min(loop.steps, QUICK_STEPS))
+    loop = loop_config_from_args(args, loop)
+
+    device = pick_device(args.device)
+    seed_everything(loop.seed)  # the networks' initial weights come from the run's seed
+    model = CycleGANModel(config, device, precision_for(device, config.cpu_bf16, args.precision), loop.steps)
+    counts = ", ".join(f"{k} {v:,}" for k, v in model.parameter_counts().items())
+    print(f"CycleGAN on {args.data} ({len(dataset.paths_a):,} A / {len(dataset.paths_b):,} B images): parameters "
+          f"{counts}; {loop.steps:,} steps of batch {loop.batch_size} at {config.crop_size} px on {device} "
+          f"({model.precision.name})", file=sys.stderr)
+    cpu_start = time.process_time()
+    result = fit(model, dataset, loop)
+    cpu_seconds = time.process_time() - cpu_start
+    if result.interrupted:
+        print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
+              "resume", file=sys.stderr)
+        return 130
+
+    metrics = None
+    if (root / "testA").is_dir() and (root / "testB").is_dir() and (root / "manifest.json").exists():
+        metrics = evaluate_pairs(model.nets["G"].eval(), root)  # held-out pairs with a ground truth
+        model.train()
+    summary = {"data": str(args.data), "step": result.step, "seconds": round(result.seconds, 1),
+               "cpu_seconds": round(cpu_seconds, 1), "device": str(device), "precision": model.precision.name,
+               "metrics": metrics}
+    (Path(result.run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2))
+    print(f"trained to step {result.step} in {result.seconds:.1f} s (CPU time of this process {cpu_seconds:.1f} s); "
+          f"weights {result.weights}")
+    if metrics:
+        print("held-out pairs: " + json.dumps(metrics))
+    if args.export:
+        export_generators(model, args.export, extra={"steps": str(result.step), "seed": str(loop.seed),
+                                                     "data": str(args.data), "metrics": metrics,
+                                                     "train_seconds": f"{result.seconds:.1f}"})
+        print(f"G and F exported (fp16) to {args.export}")
+    return 0
