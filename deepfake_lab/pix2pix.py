@@ -1,0 +1,750 @@
+"""Lesson 3: pix2pix, image-to-image translation with a conditional GAN.
+
+Isola, Zhu, Zhou & Efros, "Image-to-Image Translation with Conditional Adversarial Networks", CVPR 2017.
+Given pairs (x, y) (an edge map and its photo, labels and their street scene), learn G: x -> y. An L1
+loss alone learns the *average* plausible y, which is blurry; a discriminator that sees the pair
+(x, y) and judges whether y is a real photo *for this x* pushes G towards sharp, plausible detail.
+
+This file reads in the paper's order:
+
+1. :class:`UnetSkipLevel` and :class:`UnetGenerator`: the "U-Net" generator with skip connections (§3.2.1);
+2. :func:`conditional_discriminator`: the conditional "PatchGAN", 70x70 patches of (x, y) stacked (§3.2.2);
+3. the objective (Eq. 1-4): :func:`discriminator_loss`, :func:`generator_loss`, weight lambda = 100;
+4. :class:`Pix2Pix`: one training step, D then G (§3.3), on the shared loop (:func:`deepfake_lab.train.fit`);
+5. inference and the paper's test-time convention (:func:`translate`, :func:`generator_mode`),
+   importing the official PyTorch weights (:func:`load_official_generator`), measuring results
+   (:func:`evaluate`, :func:`face_task_report`), and the command line (``deepfake-lab train pix2pix``;
+   pix2pix files also work with ``deepfake-lab translate`` and ``deepfake-lab import pix2pix``).
+
+Precision: fp32 on the CPU. The U-Net is ~5x *slower* under bf16 autocast there (FACTS §2;
+``benchmarks/bench_pix2pix.py`` measures it), so ``cpu_bf16`` is False; on CUDA bf16 autocast is used.
+
+Networks and keys match the official code (junyanz/pytorch-CycleGAN-and-pix2pix), so its
+``latest_net_G.pth`` files load unchanged; where the official code behaves in a way that is easy to
+miss, a comment says so.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .blocks import init_weights, norm_layer
+from .checkpoints import CheckpointError, load_torch_untrusted, load_weights, save_weights
+from .cyclegan import NLayerDiscriminator
+from .losses import l1_loss, nonsaturating_d_loss, nonsaturating_g_loss
+from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, linear_decay
+
+__all__ = ["Pix2PixConfig", "UnetSkipLevel", "UnetGenerator", "conditional_discriminator", "discriminator_loss",
+           "generator_loss", "Pix2Pix", "PRESETS", "UNET_LEVELS", "build_generator", "translate", "generator_mode",
+           "load_official_generator", "load_generator", "export_weights", "evaluate", "sharpness_gap",
+           "face_baselines", "face_task_report"]
+
+#: official generator names -> number of down-samplings (``unet_256``: 256 -> 1 pixel at the bottleneck)
+UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration: the paper's defaults
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Pix2PixConfig:
+    """pix2pix hyper-parameters; the defaults are the paper's and the official code's (``train.py`` flags).
+
+    ``objective`` selects the paper's ablation (Table 1): ``"l1+cgan"`` (the method), ``"l1"``
+    (regression only, no discriminator), ``"cgan"`` (adversarial only, lambda = 0).
+    """
+
+    input_nc: int = 3
+    output_nc: int = 3
+    #: generator: ``unet_256`` (8 levels, for 256x256) or ``unet_128`` (7 levels)
+    netG: str = "unet_256"
+    ngf: int = 64
+    ndf: int = 64
+    #: PatchGAN depth: 3 -> 70x70 receptive field (the paper's choice, §4.4)
+    n_layers_D: int = 3
+    norm: str = "batch"
+    #: dropout in the three inner decoder levels (and the only noise z; §3.2)
+    dropout: float = 0.5
+    objective: str = "l1+cgan"
+    lambda_L1: float = 100.0
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    #: fraction of the run with linearly decaying learning rate (official: 100 of 100 + 100 epochs)
+    decay_fraction: float = 0.5
+    init_gain: float = 0.02
+    #: data: resize to load_size, random crop_size crop, flip (official 286 / 256)
+    load_size: int = 286
+    crop_size: int = 256
+    direction: str = "AtoB"
+    #: bf16 autocast on the CPU: no, the U-Net is ~5x *slower* in bf16 there (benchmarks/bench_pix2pix.py)
+    cpu_bf16: bool = False
+
+    def __post_init__(self):
+        if self.netG not in UNET_LEVELS:
+            raise ValueError(f"netG {self.netG!r}: use one of {', '.join(UNET_LEVELS)}")
+        if self.objective not in ("l1+cgan", "l1", "cgan"):
+            raise ValueError(f"objective {self.objective!r}: use 'l1+cgan' (pix2pix), 'l1' or 'cgan' (ablations)")
+        if self.norm not in ("batch", "instance"):
+            raise ValueError(f"norm {self.norm!r}: use batch (official) or instance")
+        if self.direction not in ("AtoB", "BtoA"):
+            raise ValueError(f"direction {self.direction!r}: use AtoB or BtoA")
+
+    @property
+    def num_downs(self) -> int:
+        return UNET_LEVELS[self.netG]
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Generator: the U-Net (§3.2.1, Fig. 3; Ronneberger et al. 2015)
+# --------------------------------------------------------------------------------------------
+class UnetSkipLevel(nn.Module):
+    """One level of the U-Net: down-sample, the levels inside, up-sample, and the skip connection.
+
+    The U-Net is built from the inside out, each level wrapping the next (the official
+    ``UnetSkipConnectionBlock``, hence the nested keys ``model.model.1.model.3.model...``)::
+
+        x ──LeakyReLU──┬──────────────────────────────────────────────┐ skip
+                       └─ Conv4x4/2 ─ BN ─ [inner levels] ─ ReLU ─ ConvT4x4/2 ─ BN (─ Dropout) ─ cat ─> out
+
+    Shapes (middle level): (B, outer, H, W) -> (B, 2*outer, H, W): the skip's ``outer`` channels and
+    the decoder's ``outer`` channels, concatenated (the paper: "concatenate all channels at layer i
+    with those at layer n - i").
+
+    * outermost: no activation or norm before the first convolution, no skip; the decoder ends in
+      ConvT -> tanh: (B, input_nc, H, W) -> (B, output_nc, H, W).
+    * innermost (the 1x1 bottleneck at 256): no norm after its convolution (at batch 1 a norm of a
+      1x1 map would be meaningless), no inner level.
+
+    The convolutions have no bias where a BatchNorm follows (its shift does that job).
+
+    *The skip carries LeakyReLU(x)*: the official code applies the level's first LeakyReLU
+    **in place** to ``x`` before ``torch.cat([x, model(x)])`` reads it, so the concatenated skip is
+    the activated tensor. That is what the official weights were trained with; this class applies
+    the activation once and uses it for both paths, which gives the same numbers.
+    """
+
+    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None, submodule: nn.Module | None = None,
+                 outermost: bool = False, innermost: bool = False, norm: str = "batch", dropout: float = 0.0):
+        super().__init__()
+        self.outermost, self.innermost = outermost, innermost
+        input_nc = outer_nc if input_nc is None else input_nc
+        bias = norm != "batch"  # the official code: bias only for InstanceNorm (no affine shift)
+
+        def norm_(channels: int) -> nn.Module:
+            return norm_layer(norm, channels)  # BatchNorm2d, or InstanceNorm2d without parameters
+
+        down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)  # H -> H/2
+        if outermost:
+            # (B, in, H, W) -> conv -> [inner] -> (B, 2*ngf, H/2, W/2) -> ReLU, ConvT -> (B, out, H, W) -> tanh
+            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers = [down_conv, submodule, nn.ReLU(), up_conv, nn.Tanh()]
+        elif innermost:
+            # keys: 0 LeakyReLU, 1 conv, 2 ReLU, 3 ConvT, 4 BN
+            up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2), down_conv, nn.ReLU(), up_conv, norm_(outer_nc)]
+        else:
+            # keys: 0 LeakyReLU, 1 conv, 2 BN, 3 inner level, 4 ReLU, 5 ConvT, 6 BN, (7 Dropout)
+            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2), down_conv, norm_(inner_nc), submodule, nn.ReLU(), up_conv, norm_(outer_nc)]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        x = self.model[0](x)  # LeakyReLU(0.2): the skip gets the activated x, as in the official code
+        h = x
+        for layer in list(self.model)[1:]:
+            h = layer(h)  # (B, outer, H, W) -> ... -> (B, outer, H, W)
+        return torch.cat([x, h], dim=1)  # (B, 2*outer, H, W)
+
+
+class UnetGenerator(nn.Module):
+    """The pix2pix generator: an encoder-decoder with skips between mirrored levels (§3.2.1, Fig. 3).
+
+    Encoder C64-C128-C256-C512-C512-C512-C512-C512 (unet_256, 8 levels; the paper's appendix 6.1.1),
+    decoder CD512-CD1024-CD1024-C1024-C1024-C512-C256-C128 counting the skip channels, dropout 0.5 in
+    the three decoder levels nearest the bottleneck ("D"). Channels: ``ngf * min(2**i, 8)``.
+    ``num_downs`` down-samplings need H and W to be multiples of ``2**num_downs``.
+
+    Shapes: (B, input_nc, H, W) -> (B, output_nc, H, W), values in (-1, 1).
+    Official parameter counts (ngf 64, BatchNorm): unet_256 54,413,955; unet_128 41,828,995.
+    """
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, num_downs: int = 8, ngf: int = 64,
+                 norm: str = "batch", dropout: float = 0.5):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs {num_downs}: the official U-Net has at least 5 levels")
+        self.num_downs = num_downs
+        level = UnetSkipLevel(ngf * 8, ngf * 8, norm=norm, innermost=True)  # the bottleneck
+        for _ in range(num_downs - 5):  # ngf*8 levels with dropout (3 of them in unet_256)
+            level = UnetSkipLevel(ngf * 8, ngf * 8, submodule=level, norm=norm, dropout=dropout)
+        level = UnetSkipLevel(ngf * 4, ngf * 8, submodule=level, norm=norm)
+        level = UnetSkipLevel(ngf * 2, ngf * 4, submodule=level, norm=norm)
+        level = UnetSkipLevel(ngf, ngf * 2, submodule=level, norm=norm)
+        self.model = UnetSkipLevel(output_nc, ngf, input_nc=input_nc, submodule=level, outermost=True, norm=norm)
+
+    def check_size(self, height: int, width: int) -> None:
+        """Raise a clear error when (height, width) cannot pass through every level."""
+        m = 2 ** self.num_downs
+        if height % m or width % m or height < m or width < m:
+            name = {8: "unet_256", 7: "unet_128"}.get(self.num_downs, f"a {self.num_downs}-level U-Net")
+            raise ValueError(
+                f"input {width}x{height}: {name} halves the size {self.num_downs} times, so height and width must "
+                f"be multiples of {m} ({m}, {2 * m}, {3 * m}, ...); resize or crop to e.g. {m}x{m}"
+                + (", or use unet_128 for 128x128" if self.num_downs > 7 and max(height, width) < m else ""))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_size(x.shape[-2], x.shape[-1])
+        return self.model(x)  # (B, in, H, W) -> (B, out, H, W)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Discriminator: the conditional PatchGAN (§3.2.2)
+# --------------------------------------------------------------------------------------------
+def conditional_discriminator(config: "Pix2PixConfig") -> NLayerDiscriminator:
+    """The conditional PatchGAN: a fully convolutional D that scores every 70x70 patch (§3.2.2).
+
+    It is CycleGAN's PatchGAN (:class:`deepfake_lab.cyclegan.NLayerDiscriminator`, C64-C128-C256-C512
+    then a 1-channel convolution; appendix 6.1.2) with two changes that make it pix2pix's:
+
+    * **conditional**: it sees the input and the output stacked, ``cat(x, y)`` with
+      ``input_nc + output_nc`` (6) channels, so it judges whether y is right *for this x*, not only
+      whether y looks real (an unconditional D cannot see a mismatch; the paper's Table 1 and Fig. 4);
+    * BatchNorm instead of InstanceNorm (the official pix2pix default, ``--norm batch``).
+
+    Shapes: (B, 6, 256, 256) -> (B, 1, 30, 30) logits. Official count (6 channels, BatchNorm, ndf 64):
+    2,768,705. Keys as the official ``NLayerDiscriminator``: ``model.0`` conv, ``model.2``/``3`` conv/BN, ...
+    """
+    return NLayerDiscriminator(config.input_nc + config.output_nc, config.ndf, config.n_layers_D, config.norm)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. The objective (§3.1, Eq. 1-4)
+# --------------------------------------------------------------------------------------------
+def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """D's side of the conditional GAN loss (Eq. 1), halved as in the paper's §3.3.
+
+    .. math:: L_D = \\tfrac12\\big(-\\mathbb{E}_{x,y}[\\log D(x, y)] - \\mathbb{E}_{x,z}[\\log(1 - D(x, G(x, z)))]\\big)
+
+    "We divide the objective by 2 while optimizing D, which slows down the rate at which D learns
+    relative to G." Scores are logits; the means run over the batch and every patch.
+    """
+    return 0.5 * nonsaturating_d_loss(real_scores, fake_scores)
+
+
+def generator_loss(fake_scores: torch.Tensor | None, fake: torch.Tensor, real: torch.Tensor,
+                   lambda_L1: float = 100.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """G's objective (Eq. 4): fool D, and stay near the target in L1.
+
+    .. math:: G^* = \\arg\\min_G \\max_D \\mathcal{L}_{cGAN}(G, D) + \\lambda\\, \\mathcal{L}_{L1}(G),
+              \\quad \\mathcal{L}_{L1} = \\mathbb{E}_{x,y,z}\\lVert y - G(x, z)\\rVert_1
+
+    The adversarial term is the non-saturating one, :math:`-\\log D(x, G(x, z))` (§3.3).
+    ``fake_scores=None`` leaves it out (the "L1 only" ablation); ``lambda_L1=0`` leaves out L1
+    ("cGAN only"). Returns (total, {"G_GAN": ..., "G_L1": ...}).
+    """
+    parts: dict[str, torch.Tensor] = {}
+    total = fake.new_zeros(())
+    if fake_scores is not None:
+        parts["G_GAN"] = nonsaturating_g_loss(fake_scores)
+        total = total + parts["G_GAN"]
+    if lambda_L1:
+        parts["G_L1"] = l1_loss(fake, real)
+        total = total + lambda_L1 * parts["G_L1"]
+    return total, parts
+
+
+# --------------------------------------------------------------------------------------------
+# 4. The model and its training step (§3.3)
+# --------------------------------------------------------------------------------------------
+def build_generator(config: Pix2PixConfig) -> UnetGenerator:
+    """The U-Net that ``config`` describes (weights not initialised)."""
+    return UnetGenerator(config.input_nc, config.output_nc, config.num_downs, config.ngf, config.norm, config.dropout)
+
+
+class Pix2Pix(LessonModel):
+    """pix2pix on the shared loop: ``G`` (U-Net) and ``D`` (conditional PatchGAN).
+
+    Batches are dicts with ``"A"`` (input x) and ``"B"`` (target y), (B, 3, H, W) in [-1, 1];
+    the data set has already applied ``direction``. Optimisers: Adam(2e-4, betas (0.5, 0.999)) each;
+    learning rate constant, then linear to 0 over the last ``decay_fraction`` of ``total_steps``.
+    """
+
+    kind = "pix2pix"
+    Config = Pix2PixConfig
+    inference_nets = ("G",)
+
+    def __init__(self, config: Pix2PixConfig | None = None, device: str | torch.device = "cpu", precision=None,
+                 total_steps: int = 1000):
+        config = config or Pix2PixConfig()
+        super().__init__(config, device, precision)
+        c = config
+        self.G = init_weights(build_generator(c), "normal", c.init_gain).to(self.device)
+        self.nets["G"] = self.G
+        self.opts["G"] = torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
+        self.use_gan = c.objective in ("l1+cgan", "cgan")
+        self.lambda_L1 = 0.0 if c.objective == "cgan" else c.lambda_L1
+        if self.use_gan:
+            self.D = init_weights(conditional_discriminator(c), "normal", c.init_gain).to(self.device)
+            self.nets["D"] = self.D
+            self.opts["D"] = torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
+        decay = linear_decay(total_steps, max(1, int(round(total_steps * c.decay_fraction))))
+        self.scheds = {name: torch.optim.lr_scheduler.LambdaLR(opt, decay) for name, opt in self.opts.items()}
+        self.real_A = self.real_B = self.fake_B = None
+
+    def set_input(self, batch: dict) -> None:
+        self.real_A = batch["A"].to(self.device, non_blocking=True)  # x: (B, 3, H, W)
+        self.real_B = batch["B"].to(self.device, non_blocking=True)  # y: (B, 3, H, W)
+
+    def forward(self) -> torch.Tensor:
+        with self.precision.autocast():
+            self.fake_B = self.G(self.real_A)  # G(x, z): z is the dropout noise
+        return self.fake_B
+
+    def optimize_parameters(self) -> dict[str, float]:
+        """One step, D then G, as the official ``optimize_parameters``: forward once, update D on
+        (x, y) vs (x, G(x)) with G(x) detached, then update G against the *updated* D."""
+        self.forward()
+        logs: dict[str, float] = {}
+        if self.use_gan:
+            self.D.requires_grad_(True)
+            self.opts["D"].zero_grad(set_to_none=True)
+            with self.precision.autocast():
+                fake_AB = torch.cat([self.real_A, self.fake_B.detach()], 1)  # (B, 6, H, W): D sees the pair
+                real_AB = torch.cat([self.real_A, self.real_B], 1)
+                loss_D = discriminator_loss(self.D(real_AB).float(), self.D(fake_AB).float())
+            loss_D.backward()
+            self.opts["D"].step()
+            logs["D"] = loss_D.item()
+            self.D.requires_grad_(False)  # G's step needs D's gradients w.r.t. its input only
+        self.opts["G"].zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            scores = self.D(torch.cat([self.real_A, self.fake_B], 1)).float() if self.use_gan else None
+            loss_G, parts = generator_loss(scores, self.fake_B.float(), self.real_B, self.lambda_L1)
+        loss_G.backward()
+        self.opts["G"].step()
+        logs.update({k: v.item() for k, v in parts.items()})
+        logs["G"] = loss_G.item()
+        return logs
+
+    def sample_images(self):
+        """A grid with one row per item (up to 4 of the current batch): input x | output G(x) | target y."""
+        from .viz import to_grid_image
+
+        if self.real_A is None:
+            return None
+        n = min(4, self.real_A.shape[0])
+        with torch.no_grad():
+            fake = self.G(self.real_A[:n]).float()
+        rows = torch.cat([torch.stack([self.real_A[i], fake[i], self.real_B[i]]) for i in range(n)])  # (3n, C, H, W)
+        return to_grid_image(rows.cpu(), nrow=3)
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Inference, the paper's test-time convention, official weights
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def generator_mode(G: nn.Module, mode: str = "eval"):
+    """Put ``G`` in a test-time mode for the ``with`` block, then restore it exactly.
+
+    * ``"eval"``: BatchNorm uses its running statistics, dropout off: deterministic; one image's
+      output does not depend on the others in its batch.
+    * ``"official"``: the paper's convention (§3.3, "At inference time, we run the generator net in
+      exactly the same manner as during the training phase"): dropout **on** (the noise z) and
+      BatchNorm with the statistics of the *test batch*, which at batch size 1 is instance
+      normalisation. The official ``test.py`` runs this way unless ``--eval`` is given, and the
+      released weights are meant to run so. Outputs are random (seed torch for repeatability).
+      The running statistics are saved and put back, so this mode does not change the model.
+    """
+    if mode not in ("eval", "official"):
+        raise ValueError(f"test-time mode {mode!r}: use 'eval' (running BatchNorm statistics, no dropout) or "
+                         "'official' (batch statistics and dropout, as the paper and the official test.py)")
+    was_training = G.training
+    buffers = {k: v.clone() for k, v in G.state_dict().items() if "running_" in k or "num_batches" in k}
+    G.train(mode == "official")
+    try:
+        yield G
+    finally:
+        G.train(was_training)
+        if buffers:
+            G.load_state_dict(buffers, strict=False)
+
+
+@torch.no_grad()
+def translate(G: nn.Module, images: torch.Tensor, mode: str = "eval", batch_size: int = 8) -> torch.Tensor:
+    """Run ``G`` on (N, C, H, W) images in [-1, 1]; returns (N, output_nc, H, W) in [-1, 1] (fp32, CPU).
+
+    ``mode`` is ``"eval"`` or ``"official"`` (see :func:`generator_mode`). In ``"official"`` mode every image
+    is its own batch (the official test.py uses batch size 1), so its BatchNorm sees only itself.
+    """
+    device = next(G.parameters()).device
+    outs = []
+    step = 1 if mode == "official" else batch_size
+    with generator_mode(G, mode):
+        for i in range(0, images.shape[0], step):
+            outs.append(G(images[i:i + step].to(device)).float().cpu())
+    return torch.cat(outs)
+
+
+def _official_generator_config(sd: dict[str, torch.Tensor]) -> Pix2PixConfig:
+    """Read the U-Net's shape off an official state dict: levels, ngf, channels, norm."""
+    if "model.model.0.weight" not in sd:
+        hint = ""
+        if "model.1.weight" in sd and any(".conv_block." in k for k in sd):
+            hint = " It is a ResNet generator (CycleGAN): load it with the CycleGAN lesson."
+        elif "model.0.weight" in sd:
+            hint = " It looks like a discriminator (NLayerDiscriminator); pix2pix needs latest_net_G.pth."
+        raise CheckpointError(f"not an official pix2pix U-Net generator: no 'model.model.0.weight' "
+                              f"(first keys: {', '.join(list(sd)[:3])}).{hint}")
+    depth, prefix = 1, "model.model.1"
+    while f"{prefix}.model.3.model.1.weight" in sd:
+        prefix, depth = prefix + ".model.3", depth + 1
+    num_downs = depth + 1  # the levels under the outermost, plus the outermost
+    ngf, input_nc = sd["model.model.0.weight"].shape[:2]
+    output_nc = sd["model.model.3.weight"].shape[1]
+    norm = "batch" if any(k.endswith("running_mean") for k in sd) else "instance"
+    names = {v: k for k, v in UNET_LEVELS.items()}
+    if num_downs not in names:
+        raise CheckpointError(f"an official U-Net with {num_downs} levels; this lesson knows "
+                              f"{', '.join(f'{k} ({v})' for k, v in UNET_LEVELS.items())}")
+    size = 2 ** num_downs
+    return Pix2PixConfig(input_nc=int(input_nc), output_nc=int(output_nc), netG=names[num_downs], ngf=int(ngf),
+                         norm=norm, load_size=size, crop_size=size)
+
+
+def load_official_generator(path_or_state, config: Pix2PixConfig | None = None) -> tuple[UnetGenerator, Pix2PixConfig]:
+    """Load an official pix2pix ``latest_net_G.pth`` (or its state dict) into a :class:`UnetGenerator`.
+
+    The file is read with ``weights_only`` (no code runs). Its shape (levels, ngf, channels, norm)
+    is read from the keys unless ``config`` is given; dropout cannot be seen in a state dict and is
+    on, as in every official pix2pix model. As the official loader does, ``num_batches_tracked``
+    entries are optional (files from PyTorch < 0.4 lack them) and a ``module.`` prefix
+    (DataParallel) is removed. Returns (G, config); G is in eval mode: use :func:`translate` with
+    ``mode="official"`` for the paper's test-time behaviour.
+    """
+    where = str(path_or_state) if not isinstance(path_or_state, dict) else "state dict"
+    sd = path_or_state if isinstance(path_or_state, dict) else load_torch_untrusted(path_or_state)
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
+        raise CheckpointError(f"{where}: not a plain state dict of tensors (the official latest_net_G.pth is one)")
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    try:
+        config = config or _official_generator_config(sd)
+    except CheckpointError as err:
+        raise CheckpointError(f"{where}: {err}") from None
+    G = build_generator(config)
+    missing, unexpected = G.load_state_dict({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")},
+                                            strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where}: does not match a {config.netG} U-Net with ngf={config.ngf}, norm={config.norm}: "
+            f"{len(missing)} missing key(s) (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+    return G.eval(), config
+
+
+def export_weights(model_or_G, config: Pix2PixConfig, path: str | Path, details: dict | None = None) -> Path:
+    """Write the generator alone as fp16 safetensors (kind ``pix2pix``) for the app, ``translate`` and demos."""
+    G = model_or_G.G if isinstance(model_or_G, Pix2Pix) else model_or_G
+    return save_weights(path, {"G": G}, "pix2pix", config_to_dict(config), dtype=torch.float16, extra=details)
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[UnetGenerator, Pix2PixConfig]:
+    """Load a pix2pix generator from a deepfake_lab weights file (a training checkpoint or exported weights).
+
+    Official ``.pth`` files go through :func:`load_official_generator`. Returns (G in eval mode, fp32; config).
+    """
+    path = Path(path)
+    if path.suffix in (".pth", ".pt"):
+        G, config = load_official_generator(path)
+        return G.to(device), config
+    nets, meta = load_weights(path)
+    if meta.get("kind") != "pix2pix":
+        raise CheckpointError(f"{path}: a {meta.get('kind')!r} weights file, not pix2pix")
+    if "G" not in nets:
+        raise CheckpointError(f"{path}: has no generator weights ('G.*')")
+    config = config_from_dict(Pix2PixConfig, meta.get("config", {}))
+    G = build_generator(config)
+    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in nets["G"].items()})
+    return G.to(device).eval(), config
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring results: PSNR, SSIM, LPIPS, a sharpness proxy, and the face task's baselines
+# --------------------------------------------------------------------------------------------
+def _gradient_energy(x: torch.Tensor) -> torch.Tensor:
+    """Mean Sobel gradient magnitude of the luminance, per image: (N, 3, H, W) in [-1, 1] -> (N,)."""
+    x = (x.float().clamp(-1, 1) + 1) / 2
+    lum = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1) if x.shape[1] == 3 else x[:, :1]
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    kernels = torch.stack([sobel, sobel.t()]).unsqueeze(1)  # (2, 1, 3, 3): d/dx, d/dy
+    g = torch.nn.functional.conv2d(lum, kernels)  # (N, 2, H-2, W-2)
+    return g.pow(2).sum(1).sqrt().flatten(1).mean(1)
+
+
+def sharpness_gap(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """A VGG-free companion to LPIPS: how far the output's sharpness is from the target's, per image.
+
+    .. math:: \\mathrm{gap} = \\big|\\log\\big(S(\\hat y) / S(y)\\big)\\big|, \\quad S = \\text{mean Sobel gradient magnitude}
+
+    0 when the output has as much fine detail as the ground truth; the blur of L1-only regression
+    (the paper's Fig. 4) gives :math:`S(\\hat y) < S(y)`. Lower is better. It does not check *where*
+    the detail is (PSNR, SSIM and LPIPS do). (N, 3, H, W) in [-1, 1] -> (N,).
+    """
+    return (torch.log(_gradient_energy(output).clamp_min(1e-8))
+            - torch.log(_gradient_energy(target).clamp_min(1e-8))).abs()
+
+
+def evaluate(output: torch.Tensor, target: torch.Tensor, use_lpips: bool = True) -> dict[str, float]:
+    """Mean PSNR (dB), SSIM, LPIPS (VGG; when its weights are installed, else NaN), sharpness gap and
+    ratio S(output)/S(target) of (N, 3, H, W) outputs against their targets, both in [-1, 1]."""
+    from . import metrics
+
+    output, target = output.float(), target.float()
+    out = {"psnr": metrics.psnr(output, target), "ssim": metrics.ssim(output, target), "lpips": float("nan")}
+    if use_lpips:
+        try:
+            out["lpips"] = metrics.lpips(output, target, net="vgg")
+        except FileNotFoundError:  # weights not installed: `deepfake-lab setup-weights`
+            pass
+    ratio = _gradient_energy(output) / _gradient_energy(target).clamp_min(1e-8)
+    out.update(sharpness_gap=sharpness_gap(output, target).mean().item(), sharpness_ratio=ratio.mean().item())
+    return out
+
+
+def face_baselines(train_B: torch.Tensor, test_B: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Two baselines without any learning, for held-out frames ``test_B`` (N, 3, H, W):
+
+    * ``"mean_frame"``: the mean training frame, the same for every test frame (a generator that
+      ignores its input can do this well);
+    * ``"nearest_frame"``: for each test frame, the training frame closest to its *ground truth* in
+      L2; an oracle (it cheats: it looks at the answer), the best any look-up of training frames can do.
+    """
+    mean = train_B.float().mean(0, keepdim=True).expand_as(test_B)
+    d = torch.cdist(test_B.float().flatten(1), train_B.float().flatten(1))  # (N_test, N_train)
+    return {"mean_frame": mean.contiguous(), "nearest_frame": train_B[d.argmin(1)].float()}
+
+
+def face_task_report(G: nn.Module | None, config: Pix2PixConfig, mode: str = "eval", seed: int = 0,
+                     use_lpips: bool = True, baselines: bool = True) -> dict[str, dict[str, float]]:
+    """Scores on the held-out carphone frames (100-119): G (if given) and the two baselines.
+
+    The test pairs are the un-jittered ``crop_size`` crops; ``mode`` is the test-time convention
+    (:func:`generator_mode`); ``seed`` fixes the dropout noise in ``"official"`` mode.
+    """
+    from .data.paired import CarphoneEdges2Face
+
+    test_A, test_B = CarphoneEdges2Face("test", config.crop_size).stacked()
+    report = {}
+    if baselines:
+        _, train_B = CarphoneEdges2Face("train", config.crop_size, jitter=False).stacked()
+        report = {name: evaluate(images, test_B, use_lpips) for name, images in face_baselines(train_B, test_B).items()}
+    if G is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            report["pix2pix"] = evaluate(translate(G, test_A, mode), test_B, use_lpips)
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# pix2pix's part of `deepfake-lab translate` and `deepfake-lab import` (deepfake_lab.translate)
+# --------------------------------------------------------------------------------------------
+def _translator(nets: dict, meta: dict, direction: str, device: torch.device, precision_mode: str):
+    """A :class:`deepfake_lab.translate.Translator` for a ``pix2pix`` weights file (or an imported official one).
+
+    The U-Net was trained on ``crop_size`` squares, so each image is resized to that (bicubic), translated,
+    and resized back to its own size, as the official ``test.py`` does with its ``--load_size``. Files
+    imported from the official code run in the paper's test-time mode (batch statistics + dropout, seed 0);
+    this package's own weights in eval mode.
+    """
+    from .checkpoints import CheckpointError
+    from .device import precision_for
+    from .translate import Translator
+
+    if direction == "BtoA":
+        raise CheckpointError("a pix2pix generator maps one way only (A -> B as trained); leave --direction at auto")
+    if "G" not in nets:
+        raise CheckpointError(f"this pix2pix file holds {', '.join(sorted(nets))}, no generator G")
+    config = config_from_dict(Pix2PixConfig, meta.get("config", {}))
+    G = build_generator(config)
+    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in nets["G"].items()})
+    G = G.to(device).eval()
+    mode = str(meta.get("test_mode", "eval"))
+    precision = precision_for(device, config.cpu_bf16, precision_mode)
+    size = config.crop_size
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = torch.nn.functional.interpolate(x.to(device), size=(size, size), mode="bicubic", antialias=True)
+        with torch.random.fork_rng(devices=[]), precision.autocast():
+            torch.manual_seed(0)  # the dropout noise of the official mode: the same output every run
+            y = translate(G, x.clamp(-1, 1), mode).to(device)
+        return torch.nn.functional.interpolate(y.float(), size=(h, w), mode="bicubic", antialias=True).clamp(-1, 1)
+
+    return Translator(run, "pix2pix", "AtoB", {"network": f"G ({config.netG}, {size}x{size})",
+                                               "test_mode": mode, "precision": precision.name})
+
+
+def _import_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-mode", choices=("official", "eval"), default="official",
+                   help="official (default): BatchNorm batch statistics and dropout at test time, as the paper "
+                        "and the released models; eval: running statistics, no dropout")
+
+
+def _import_convert(state: dict, name: str, args: argparse.Namespace) -> tuple[dict, dict, dict]:
+    G, config = load_official_generator(state)
+    return {"G": G}, config_to_dict(config), {"test_mode": getattr(args, "test_mode", None) or "official"}
+
+
+def _claims(state: dict) -> bool:
+    w = state.get("model.model.0.weight")
+    return w is not None and w.ndim == 4 and tuple(w.shape[2:]) == (4, 4)
+
+
+def _register() -> None:
+    from .translate import Importer, register_importer, register_translator
+
+    register_translator("pix2pix", _translator)
+    register_importer(Importer("pix2pix", "an official pix2pix U-Net generator (latest_net_G.pth, edges2shoes.pth, "
+                                          "facades_label2photo.pth)", _claims, _import_arguments, _import_convert))
+
+
+_register()
+
+
+def add_commands(sub) -> None:
+    """``deepfake-lab translate`` and ``deepfake-lab import`` (shared with CycleGAN; added once)."""
+    from .translate import add_commands as add_translate_commands
+
+    add_translate_commands(sub)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: deepfake-lab train pix2pix
+# --------------------------------------------------------------------------------------------
+#: named configurations: ``default`` is the paper's; ``demo`` trains the face task on a laptop CPU
+PRESETS: dict[str, tuple[Pix2PixConfig, LoopConfig, str]] = {
+    "default": (Pix2PixConfig(), LoopConfig(steps=0, batch_size=1, out_dir="runs/pix2pix", sample_every=1000,
+                                             checkpoint_every=5000, log_every=50), "carphone-edges"),
+    "demo": (Pix2PixConfig(netG="unet_128", ngf=16, ndf=16, load_size=128, crop_size=128),
+             LoopConfig(steps=800, batch_size=4, out_dir="runs/pix2pix-demo", sample_every=200, checkpoint_every=200,
+                        log_every=25), "carphone-edges"),
+}
+
+
+def build_dataset(data: str, config: Pix2PixConfig, split: str = "train"):
+    """The training data named by ``--data``: an embedded task, an aligned folder, or a folder with A/ and B/."""
+    from .data import DataError
+    from .data.paired import TASKS, AlignedDataset, PairedFolderDataset, make_task
+
+    if data in TASKS:
+        return make_task(data, split, config.crop_size, config.load_size)
+    root = Path(data).expanduser()
+    if not root.exists():
+        resolved = _fetched_dataset(data)
+        if resolved is None:
+            from .data.fetch import PIX2PIX_DATASETS
+
+            if data in PIX2PIX_DATASETS:
+                raise DataError(f"--data {data}: not downloaded yet; run `deepfake-lab fetch pix2pix {data}` first "
+                                "(or give the folder of your copy)")
+            raise DataError(f"--data {data}: not an embedded task ({', '.join(TASKS)}) and no such folder; "
+                            "give a pix2pix data set folder (train/ val/ test/ of AB images, or A/ and B/)")
+        root = resolved
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        return PairedFolderDataset(root / "A", root / "B", config.direction, config.load_size, config.crop_size,
+                                   train=split == "train")
+    return AlignedDataset(root, split, config.direction, config.load_size, config.crop_size)
+
+
+def _fetched_dataset(name: str) -> Path | None:
+    """The folder of a data set downloaded by ``deepfake-lab fetch pix2pix NAME``, if it is there."""
+    try:
+        from .data import fetch
+    except ImportError:
+        return None
+    finder = getattr(fetch, "dataset_path", None)
+    if finder is None:
+        return None
+    try:
+        path = finder("pix2pix", name)
+    except (ValueError, FileNotFoundError, KeyError):
+        return None
+    return Path(path) if path and Path(path).is_dir() else None
+
+
+def add_train_command(train_subparsers) -> None:
+    """``deepfake-lab train pix2pix``: the paper's training on the shared loop."""
+    from .cli import add_loop_arguments
+
+    p = train_subparsers.add_parser(
+        "pix2pix", help="pix2pix (Isola et al. 2017): U-Net + conditional PatchGAN on paired images",
+        description="Train pix2pix on paired images. --preset default is the paper's setup (unet_256, batch 1, "
+                    "286->256 jitter, 100+100 epochs when --steps is not given); --preset demo trains a small "
+                    "U-Net on the embedded face task (Canny edges -> carphone frames) in a few CPU minutes.")
+    p.add_argument("--data", help="embedded task (carphone-edges, carphone-sketch, colorization) or a data set "
+                                  "folder: train/ val/ test/ of side-by-side AB images, or A/ and B/ folders")
+    p.add_argument("--direction", choices=("AtoB", "BtoA"), help="AtoB (default) or BtoA (facades labels -> photo)")
+    p.add_argument("--netG", choices=sorted(UNET_LEVELS), help="U-Net depth (default unet_256; demo unet_128)")
+    p.add_argument("--ngf", type=int, help="generator width (64 official)")
+    p.add_argument("--ndf", type=int, help="discriminator width (64 official)")
+    p.add_argument("--objective", choices=("l1+cgan", "l1", "cgan"), help="the paper's ablation (default l1+cgan)")
+    p.add_argument("--lambda-l1", type=float, dest="lambda_L1", help="weight of the L1 term (100)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (2e-4)")
+    p.add_argument("--load-size", type=int, help="resize to this before the random crop (286)")
+    p.add_argument("--crop-size", type=int, help="training crop size (256)")
+    p.add_argument("--export", help="also write the generator as fp16 safetensors here (demo weights)")
+    add_loop_arguments(p, PRESETS)
+    p.set_defaults(func=_train_command)
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from .cli import UserError, loop_config_from_args
+    from .device import pick_device, precision_for
+    from .train import fit
+
+    config, loop, data = PRESETS[args.preset]
+    data = args.data or data
+    changes = {k: getattr(args, k) for k in ("direction", "netG", "ngf", "ndf", "objective", "lambda_L1", "lr")
+               if getattr(args, k, None) is not None}
+    if args.direction is None and Path(data).name == "facades":  # stored photo | labels: labels -> photo is BtoA
+        changes["direction"] = "BtoA"
+        print("facades: training labels -> photo (--direction BtoA; give --direction AtoB for photo -> labels)",
+              file=sys.stderr)
+    if args.load_size is not None:
+        changes["load_size"] = args.load_size
+    if args.crop_size is not None:
+        changes["crop_size"] = args.crop_size
+        changes.setdefault("load_size", max(args.crop_size, config.load_size * args.crop_size // config.crop_size))
+    config = replace(config, **changes)
+    if config.crop_size > config.load_size:
+        raise UserError(f"--crop-size {config.crop_size} > --load-size {config.load_size}; the crop must fit")
+    build_generator(config).check_size(config.crop_size, config.crop_size)
+    dataset = build_dataset(data, config)
+    if loop.steps == 0 and args.steps is None:  # the paper's length: 100 + 100 epochs
+        batch = args.batch_size or loop.batch_size
+        loop = replace(loop, steps=max(1, 200 * (len(dataset) // batch)))
+    loop = loop_config_from_args(args, loop)
+    device = pick_device(args.device)
+    precision = precision_for(device, config.cpu_bf16, args.precision)
+    model = Pix2Pix(config, device, precision, total_steps=loop.steps)
+    counts = model.parameter_counts()
+    print(f"pix2pix {config.netG} ngf={config.ngf} ({config.objective}) on {data}: {len(dataset)} pairs, "
+          f"{loop.steps} steps of batch {loop.batch_size}; G {counts['G']:,} parameters"
+          + (f", D {counts['D']:,}" if "D" in counts else "") + f"; {device.type}, {precision.name}", file=sys.stderr)
+    result = fit(model, dataset, loop)
+    print(f"done: step {result.step} in {result.seconds:.0f} s; weights {result.weights}", file=sys.stderr)
+    if args.export:
+        path = export_weights(model, config, args.export, {"steps": str(result.step), "data": data,
+                                                            "objective": config.objective})
+        print(f"exported the generator (fp16) to {path}", file=sys.stderr)
+    return 0
