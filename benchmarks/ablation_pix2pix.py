@@ -191,7 +191,8 @@ def write_card(weights: Path, card: Path, timing: dict, steps: int, train_config
     """The model card of the demo weights, with figures measured from the fp16 file itself."""
     G, cfg = load_generator(weights)
     report = face_task_report(G, cfg, mode="eval")
-    figures = {k: {m: round(v[m], 4) for m in ("psnr", "ssim", "lpips")} for k, v in report.items()}
+    shown = {k: {m: v[m] for m in ("psnr", "ssim", "lpips")} for k, v in report.items()}
+    figures = {k: {m: round(v, 4) for m, v in scores.items()} for k, scores in shown.items()}
     n_params = sum(p.numel() for p in G.parameters())
     size_mb = weights.stat().st_size / 1e6
     text = f"""# {weights.name}
@@ -219,9 +220,9 @@ command line and the app label it so.
 
 | | PSNR (dB) ↑ | SSIM ↑ | LPIPS (VGG) ↓ |
 |---|---|---|---|
-| this model | {figures['pix2pix']['psnr']:.2f} | {figures['pix2pix']['ssim']:.3f} | {fmt(figures['pix2pix']['lpips'], 3)} |
-| baseline: mean training frame | {figures['mean_frame']['psnr']:.2f} | {figures['mean_frame']['ssim']:.3f} | {fmt(figures['mean_frame']['lpips'], 3)} |
-| oracle: training frame nearest to the ground truth | {figures['nearest_frame']['psnr']:.2f} | {figures['nearest_frame']['ssim']:.3f} | {fmt(figures['nearest_frame']['lpips'], 3)} |
+| this model | {shown['pix2pix']['psnr']:.2f} | {shown['pix2pix']['ssim']:.3f} | {fmt(shown['pix2pix']['lpips'], 3)} |
+| baseline: mean training frame | {shown['mean_frame']['psnr']:.2f} | {shown['mean_frame']['ssim']:.3f} | {fmt(shown['mean_frame']['lpips'], 3)} |
+| oracle: training frame nearest to the ground truth | {shown['nearest_frame']['psnr']:.2f} | {shown['nearest_frame']['ssim']:.3f} | {fmt(shown['nearest_frame']['lpips'], 3)} |
 
 The oracle cheats (it picks the frame by looking at the answer); it is the best any look-up of
 training frames could do. `tests/test_pix2pix.py` checks that the weights meet these figures.

@@ -153,7 +153,8 @@ def test_digit_data_splits():
 
 def test_digit_classifier_asset():
     net = load_digit_classifier()
-    assert classifier_accuracy(net, mnist_subset("train")) > 0.93  # images it never saw
+    unseen = torch.utils.data.Subset(mnist_subset("train"), range(0, 4000, 4))  # 1,000 images it never saw
+    assert classifier_accuracy(net, unseen) > 0.93
     real = digit_metrics(sklearn_digits("train").images[:500], net)
     assert real.classes_covered == 10 and real.mean_confidence > 0.9
     blank = digit_metrics(torch.full((100, 1, 32, 32), -1.0), net)  # one blank image 100 times

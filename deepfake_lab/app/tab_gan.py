@@ -171,15 +171,17 @@ def _coverage_summary(m) -> str:
 
 
 def _scatter_image(xy: torch.Tensor, modes: torch.Tensor, title: str) -> Image.Image:
-    """Draw the samples (blue dots) and the true modes (red crosses) with matplotlib's Agg canvas."""
+    """Draw the samples (blue dots) over the true modes (red rings) with matplotlib's Agg canvas (no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 6), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.35, color="tab:blue", label="generated")
-    ax.scatter(modes[:, 0], modes[:, 1], s=160, marker="x", linewidths=3, color="tab:red", label="true modes")
+    # the true modes as open red rings underneath, so the generated clusters stay visible inside them
+    ax.scatter(modes[:, 0], modes[:, 1], s=500, marker="o", facecolors="none", edgecolors="tab:red",
+               linewidths=2.5, zorder=1, label="true modes")
+    ax.scatter(xy[:, 0], xy[:, 1], s=8, alpha=0.4, color="tab:blue", zorder=2, label="generated")
     r = float(modes.norm(dim=1).max()) * 1.6
     ax.set_xlim(-r, r)
     ax.set_ylim(-r, r)
