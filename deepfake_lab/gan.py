@@ -20,7 +20,7 @@ seen and counted, and on real handwritten digits (:mod:`deepfake_lab.data.digits
 :mod:`deepfake_lab.gan_metrics` measures both.
 
     deepfake-lab train gan --data ring8                      # MLP GAN on 8 Gaussians, about a minute
-    deepfake-lab train gan --data ring8 --preset collapse    # the same game, collapsing
+    deepfake-lab train gan --data ring8 --preset collapse    # the same recipe, 16-D noise: mode collapse
     deepfake-lab train gan --data digits --preset demo       # DCGAN on digits, a few CPU minutes
     deepfake-lab sample --model runs/gan-digits -o digits.png
 """
@@ -373,13 +373,16 @@ class GANModel(LessonModel):
 # 5. Presets: the recipes, as separate instances
 # ==============================================================================================
 #: ring8/grid25 "default": non-saturating loss, 2-D noise, MLPs 3x128 (ReLU / LeakyReLU, no norm), Adam 1e-3
-#: with DCGAN's betas, batch 256; the learning rate decays linearly to 0 over the second half, which
-#: turns the modes G hops between into modes it holds
+#: with DCGAN's betas, batch 256, 4,000 steps; the learning rate decays linearly to 0 over the second half,
+#: which turns the modes G hops between into modes it holds. Measured (2,500 samples): seed 0 8/8 modes,
+#: 94 % high quality (the demo weights); seeds 1 and 2: 7/8 modes, 94 % and 93 %.
 POINTS_DEFAULT = GANConfig(arch="mlp", data="ring8", latent_dim=2, g_hidden=(128, 128, 128),
                            d_hidden=(128, 128, 128), g_norm="none", d_norm="none", loss="nonsaturating",
                            lr=1e-3, betas=(0.5, 0.999), lr_decay=0.5, init="default")
-#: the original minimax loss on the same networks: G's gradient vanishes, it collapses
-POINTS_COLLAPSE = replace(POINTS_DEFAULT, loss="minimax", lr_decay=0.0)
+#: the same recipe with 16-dimensional noise: measured, G piles its samples onto a few modes (3 of 8 covered,
+#: 58 % high quality, seed 0; in two shorter runs 1 and 0 modes). For contrast, the original minimax loss with
+#: the default recipe otherwise (``--loss minimax``, no decay) reached 6 of 8 modes at 59 %.
+POINTS_COLLAPSE = replace(POINTS_DEFAULT, latent_dim=16)
 #: digits "default": DCGAN as published (ngf = ndf = 64, z 100, batch 128)
 IMAGES_DEFAULT = GANConfig()
 #: digits "demo": a half-width generator and a quarter-width discriminator (~0.11 CPU s per step of 64),
@@ -562,7 +565,7 @@ def add_train_command(train_sub) -> None:
 
     p = train_sub.add_parser("gan", help="lesson 1: a GAN on 2-D points (MLP) or digits (DCGAN)",
                              description="Train lesson 1's GAN. Presets: default, demo (both data kinds); "
-                                         "collapse (2-D points: the minimax loss, to watch mode collapse).")
+                                         "collapse (2-D points: a recipe that mode-collapses, for contrast).")
     p.add_argument("--data", default="ring8",
                    help=f"training data: {', '.join(POINT_DATA + IMAGE_DATA)} (mnist, fashion-mnist need --download)")
     p.add_argument("--loss", choices=LOSSES, help="adversarial loss (default: the preset's, nonsaturating)")

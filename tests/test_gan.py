@@ -70,7 +70,7 @@ def test_config_validation_and_presets():
     assert cfg.arch == "mlp" and cfg.loss == "nonsaturating" and loop.steps >= 1000
     cfg, loop = preset("default", "digits")  # DCGAN as published
     assert (cfg.arch, cfg.lr, cfg.betas, cfg.latent_dim, loop.batch_size) == ("dcgan", 2e-4, (0.5, 0.999), 100, 128)
-    assert preset("collapse", "ring8")[0].loss == "minimax"
+    assert preset("collapse", "ring8")[0].latent_dim == 16
     with pytest.raises(ValueError, match="not defined for --data digits"):
         preset("collapse", "digits")
 

