@@ -141,11 +141,11 @@ def test_gradient_penalty_linear_critic():
     # D(x) = w . x has gradient w everywhere: GP = 10 * (|w| - 1)^2 = 10 * (5 - 1)^2 = 160
     w = torch.tensor([3.0, 4.0])
     gp = L.gradient_penalty(lambda x: x @ w, torch.randn(6, 2), torch.randn(6, 2))
-    assert float(gp) == pytest.approx(160.0)
+    assert gp.item() == pytest.approx(160.0)
     lin = nn.Linear(2, 1)
     with torch.no_grad():
         lin.weight.copy_(torch.tensor([[0.6, 0.8]]))  # unit norm: no penalty
-    assert float(L.gradient_penalty(lin, torch.randn(4, 2), torch.randn(4, 2))) == pytest.approx(0.0, abs=1e-10)
+    assert L.gradient_penalty(lin, torch.randn(4, 2), torch.randn(4, 2)).item() == pytest.approx(0.0, abs=1e-10)
 
 
 def test_gradient_penalty_quadratic_critic_and_backprop():
@@ -154,9 +154,9 @@ def test_gradient_penalty_quadratic_critic_and_backprop():
     fake = torch.zeros(2, 2)
     eps = torch.tensor([0.5, 0.25])  # x_hat = (1, 0) and (0, 1): norms 1 -> GP 0
     critic = lambda x: 0.5 * (x ** 2).sum(dim=1)  # noqa: E731
-    assert float(L.gradient_penalty(critic, real, fake, eps=eps)) == pytest.approx(0.0)
+    assert L.gradient_penalty(critic, real, fake, eps=eps).item() == pytest.approx(0.0)
     eps = torch.tensor([1.0, 1.0])  # x_hat = real: norms 2 and 4 -> 10 * mean(1, 9) = 50
-    assert float(L.gradient_penalty(critic, real, fake, eps=eps)) == pytest.approx(50.0)
+    assert L.gradient_penalty(critic, real, fake, eps=eps).item() == pytest.approx(50.0)
     # the penalty reaches the critic's weights (create_graph): d/dw of 10*(|w| - 1)^2 at w = (3, 4)
     w = torch.tensor([3.0, 4.0], requires_grad=True)
     L.gradient_penalty(lambda x: x @ w, real, fake).backward()
