@@ -36,19 +36,23 @@ def label_image(image: Image.Image, text: str = LABEL_TEXT) -> Image.Image:
     """Return a copy of ``image`` with a strip below it that carries ``text`` in white on red."""
     image = image.convert("RGB")
     w, h = image.size
-    size = max(9, min(32, w // 24))
-    font = _font(size)
+    size = min(32, w // 24)
+    font = _font(max(size, 12))
     draw_probe = ImageDraw.Draw(image)
     # shrink the text until it fits the width
-    while size > 6:
+    while size > 11:
         box = draw_probe.textbbox((0, 0), text, font=font)
         if box[2] - box[0] <= w - 4:
             break
         size -= 1
         font = _font(size)
-    if box[2] - box[0] > w - 4:
-        text = "SYNTHETIC"
+    box = draw_probe.textbbox((0, 0), text, font=font)
+    if size < 12 or box[2] - box[0] > w - 4:
+        # small images: Pillow's bitmap font (crisp, ~6 px a letter) and the short form of the label
+        font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else _font(11)
+        text = "SYNTHETIC" if draw_probe.textbbox((0, 0), text, font=font)[2] > w - 4 else text
         box = draw_probe.textbbox((0, 0), text, font=font)
+        size = box[3] - box[1]
     strip = size + 6
     out = Image.new("RGB", (w, h + strip), (200, 20, 20))
     out.paste(image, (0, 0))

@@ -44,9 +44,13 @@ def open_labelled_png(path) -> tuple[Image.Image, dict]:
     image.load()  # decodes every pixel: raises on a truncated or corrupt file
     text = dict(image.text)
     rgb = image.convert("RGB")
-    # the bottom rows are the red SYNTHETIC strip, with white text somewhere in it
-    w, h = rgb.size
-    assert rgb.getpixel((0, h - 1)) == STRIP_RED and rgb.getpixel((w - 1, h - 2)) == STRIP_RED
+    # the bottom rows are the red SYNTHETIC strip, with white text in it
+    pixels = np.asarray(rgb)
+    red_rows = 0
+    while red_rows < len(pixels) and tuple(pixels[-1 - red_rows, 0]) == STRIP_RED:
+        red_rows += 1
+    assert red_rows >= 10, f"{path}: no label strip at the bottom"
+    assert (pixels[-red_rows:, :, 1] > 120).any(), f"{path}: the label strip has no (white) text"
     assert text.get("synthetic") == "true"
     assert "trainedAlgorithmicMedia" in text.get("DigitalSourceType", "")
     return rgb, json.loads(text.get("deepfake_lab", "{}"))

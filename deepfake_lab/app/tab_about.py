@@ -19,8 +19,8 @@ RESPONSIBLE_USE = """\
 The same building blocks that make these digits make convincing fake faces and voices. In this course:
 
 * **Consent.** Only generate, swap or animate a real person's likeness with their explicit permission, and never
-  to deceive, harass or impersonate. Where a lesson uses a real face, it is a public-domain portrait, and the
-  result is labelled as synthetic.
+  to deceive, harass or impersonate. Where the lessons use real faces, they come from published test material
+  and serve only to show how a method works.
 * **Labelling.** Everything this app produces says it is synthetic: a visible red *SYNTHETIC* strip under every
   image, and machine-readable provenance in the PNG (`synthetic=true` and the IPTC digital source type
   *trainedAlgorithmicMedia*). Do not crop the strip or strip the metadata when you share results.
