@@ -11,8 +11,8 @@ Two measurements, each timed alternately in one process so the machine's noise m
   precision policy :func:`deepfake_lab.device.precision_for` (bf16 autocast on CUDA and on CPUs with
   native bf16 where the model's config says it is faster), against the same step in plain fp32;
 * **inference** (animating frames): :func:`deepfake_lab.animation.animate`'s path (frames in batches
-  of ``--batch`` under ``torch.no_grad``, the precision policy) against the official demo's loop (one
-  frame at a time, fp32), in frames per second.
+  of :func:`~deepfake_lab.animation.transfer.default_batch_size`: 8 at 64x64, 1 at 256x256; the
+  precision policy) against the official demo's loop (one frame at a time, fp32), in frames per second.
 
 Prints medians and ratios ``fp32 / project`` (> 1: the project's path is faster). On a CPU without
 native bf16 (AVX-512-bf16 or AMX) bf16 convolutions fall back to a slow reference kernel, many times
@@ -24,7 +24,6 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -32,6 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepfake_lab.animation.model import PRESETS, AnimationModel, FirstOrderModel  # noqa: E402
+from deepfake_lab.animation.transfer import default_batch_size  # noqa: E402
 from deepfake_lab.device import Precision, cpu_supports_bf16, describe, pick_device, precision_for  # noqa: E402
 
 
@@ -65,12 +65,13 @@ def training_step(config, precision: Precision, device: torch.device, batch: dic
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="demo", choices=sorted(PRESETS))
-    ap.add_argument("--batch", type=int, default=None, help="training batch and inference batch (demo 8, default 4)")
+    ap.add_argument("--batch", type=int, default=None, help="training batch (demo 8, default 4)")
     ap.add_argument("--frames", type=int, default=16, help="frames to animate per inference measurement")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--force-bf16", action="store_true", help="also time bf16 autocast even where the policy says no")
+    ap.add_argument("--only", choices=("train", "infer"), help="run one of the two measurements")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -87,19 +88,30 @@ def main(argv: list[str] | None = None) -> int:
     batch = {"source": torch.rand(batch_size, 3, s, s, generator=g) * 2 - 1,
              "driving": torch.rand(batch_size, 3, s, s, generator=g) * 2 - 1}
 
-    # -- training step ---------------------------------------------------------------------------
+    slow = project.dtype is None and args.force_bf16 and device.type == "cpu" and not cpu_supports_bf16()
+    if args.only != "infer":
+        bench_training(config, batch, project, fp32, bf16, args, device, slow)
+    if args.only != "train":
+        bench_inference(config, default_batch_size(config.image_size), project, fp32, bf16, args, device, slow)
+    return 0
+
+
+def bench_training(config, batch, project, fp32, bf16, args, device, slow) -> None:
+    batch_size = batch["source"].shape[0]
     steps = {"fp32 eager": training_step(config, fp32, device, batch),
              "project": training_step(config, project, device, batch)}
     if args.force_bf16 and project.dtype is None:
         steps["bf16 autocast"] = training_step(config, bf16, device, batch)
-    slow = project.dtype is None and args.force_bf16 and device.type == "cpu" and not cpu_supports_bf16()
     train_times = time_calls(steps, 1 if slow else args.repeats, device)
     med = {k: statistics.median(v) for k, v in train_times.items()}
     print(f"\ntraining step, batch {batch_size} ({args.repeats if not slow else 1} repeats, median):")
     for name, t in med.items():
         print(f"  {name:14s} {t:8.3f} s/step   {batch_size / t:7.2f} pairs/s   fp32/this = {med['fp32 eager'] / t:.2f}")
 
-    # -- inference ---------------------------------------------------------------------------------
+
+def bench_inference(config, batch_size, project, fp32, bf16, args, device, slow) -> None:
+    s = config.image_size
+    g = torch.Generator().manual_seed(1)
     torch.manual_seed(0)
     model = FirstOrderModel(config).to(device).eval()
     frames = torch.rand(args.frames, 3, s, s, generator=g).to(device)
@@ -126,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{batch_size}, {project.name}):")
     for name, t in med.items():
         print(f"  {name:14s} {args.frames / t:8.2f} frames/s   fp32/this = {med['fp32 eager'] / t:.2f}")
-    return 0
 
 
 if __name__ == "__main__":

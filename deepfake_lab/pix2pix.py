@@ -732,7 +732,8 @@ def _train_command(args: argparse.Namespace) -> int:
     config = replace(config, **changes)
     if config.crop_size > config.load_size:
         raise UserError(f"--crop-size {config.crop_size} > --load-size {config.load_size}; the crop must fit")
-    build_generator(config).check_size(config.crop_size, config.crop_size)
+    with torch.device("meta"):  # shapes only: check the crop size before loading any data
+        build_generator(config).check_size(config.crop_size, config.crop_size)
     dataset = build_dataset(data, config)
     if loop.steps == 0 and args.steps is None:  # the paper's length: 100 + 100 epochs
         batch = args.batch_size or loop.batch_size

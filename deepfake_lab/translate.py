@@ -25,6 +25,7 @@ without the lessons knowing each other.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -75,7 +76,7 @@ def network_runner(net: nn.Module, multiple: int = 4, precision=None) -> Callabl
 
     def run(x: torch.Tensor) -> torch.Tensor:
         padded, size = pad_to_multiple(x.to(device), multiple)
-        with torch.no_grad(), (precision.autocast() if precision is not None else torch.autocast("cpu", enabled=False)):
+        with torch.no_grad(), (precision.autocast() if precision is not None else contextlib.nullcontext()):
             y = net(padded)
         return unpad(y.float(), size)
 

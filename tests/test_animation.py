@@ -1,6 +1,7 @@
 """Lesson 4, image animation (First Order Motion Model): the model, its conventions, data, CLI and demo weights."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import replace
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from deepfake_lab import cli
-from deepfake_lab.animation import (OFFICIAL_PARAMETER_COUNTS, PRESETS, AnimationConfig, AnimationModel,
+from deepfake_lab.animation import (OFFICIAL_PARAMETER_COUNTS, AnimationConfig, AnimationModel,
                                     FirstOrderModel, animate, load_animation_model, load_official_checkpoint,
                                     motion_details, normalize_kp, read_video_metadata)
 from deepfake_lab.animation.dense_motion import sparse_motions
@@ -20,7 +21,7 @@ from deepfake_lab.animation.equivariance import (RandomTransform, equivariance_j
                                                  equivariance_value_loss)
 from deepfake_lab.animation.grids import AntiAliasInterpolation2d, make_coordinate_grid, warp
 from deepfake_lab.animation.hourglass import UpBlock2d
-from deepfake_lab.animation.importer import DEMO_WEIGHTS, config_from_official, save_animation_model
+from deepfake_lab.animation.importer import DEMO_WEIGHTS, config_from_official
 from deepfake_lab.animation.keypoints import KPDetector, soft_argmax
 from deepfake_lab.animation.transfer import best_frame_index, convex_hull_area
 from deepfake_lab.data import DataError
@@ -32,8 +33,9 @@ TINY = AnimationConfig(image_size=32, num_kp=4, kp_block_expansion=8, kp_max_fea
                        kp_scale_factor=0.5, kp_pad=3, block_expansion=8, max_features=32, num_bottleneck_blocks=1,
                        dm_block_expansion=8, dm_max_features=32, dm_num_blocks=2, dm_scale_factor=0.5,
                        perceptual_weights=(0.0,) * 5, l1_weight=10.0, lr=1e-3)
-#: what the demo weights' model card promises on held-out carphone frames (L1 below the no-motion baseline)
-DEMO_MIN_L1_MARGIN = 0.05
+#: what the demo weights' model card (assets/weights/animation-demo.md) reports on held-out carphone frames
+DEMO_CARD_L1 = 0.0384
+DEMO_MIN_L1_MARGIN = 0.07  # measured 8.3 % below the no-motion baseline
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -54,17 +56,24 @@ def test_vox256_parameter_counts_match_the_official_networks(vox):
     assert _count(vox.generator.dense_motion_network) == 37_730_268
 
 
-def _reference_shapes() -> dict:
-    if REFERENCE.exists():
-        return json.loads(REFERENCE.read_text())["state_dict_shapes"]
-    pytest.skip(f"{REFERENCE} not available")
+#: (number of tensors, sha256 of the sorted [key, shape] list) of the official vox-256 state dicts, BatchNorm
+#: buffers included, computed from the key/shape listing of the official networks
+OFFICIAL_STATE_DICTS = {
+    "kp_detector": (75, "0347e8655f4f471257b716b37ae696f0e35d802db61ef844dc563219ed1a4790"),
+    "generator": (196, "aba78dc4cda145877656395f3eb7dadf83c8360827c3611d963336cbce45f187"),
+}
+
+
+def _fingerprint(shapes: dict[str, list[int]]) -> tuple[int, str]:
+    return len(shapes), hashlib.sha256(json.dumps(sorted(shapes.items())).encode()).hexdigest()
 
 
 def test_vox256_state_dict_keys_and_shapes_match_the_official_checkpoint(vox):
-    ref = _reference_shapes()
     for name, net in (("kp_detector", vox.kp_detector), ("generator", vox.generator)):
         ours = {k: list(v.shape) for k, v in net.state_dict().items()}
-        assert ours == ref[name], name
+        if REFERENCE.exists():  # the full listing gives a readable diff
+            assert ours == json.loads(REFERENCE.read_text())["state_dict_shapes"][name], name
+        assert _fingerprint(ours) == OFFICIAL_STATE_DICTS[name], name
     # spot checks of names users meet in error messages and importers
     keys = vox.generator.state_dict().keys()
     assert {"dense_motion_network.mask.weight", "bottleneck.r0.conv1.weight", "first.conv.weight", "final.weight",
@@ -73,10 +82,9 @@ def test_vox256_state_dict_keys_and_shapes_match_the_official_checkpoint(vox):
             "predictor.encoder.down_blocks.0.norm.running_mean"} <= set(vox.kp_detector.state_dict())
 
 
-def test_the_vox256_config_is_read_back_from_official_shapes():
-    ref = _reference_shapes()
-    meta = {name: {k: torch.empty(v, device="meta") for k, v in shapes.items()} for name, shapes in ref.items()}
-    assert config_from_official(meta["generator"], meta["kp_detector"]) == AnimationConfig()
+def test_the_vox256_config_is_read_back_from_official_shapes(vox):
+    # the official state dicts have exactly these shapes (previous test), so this is what an import sees
+    assert config_from_official(vox.generator.state_dict(), vox.kp_detector.state_dict()) == AnimationConfig()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -405,7 +413,9 @@ def test_demo_weights_beat_the_no_motion_baseline_on_held_out_frames():
     model = load_animation_model(None, device="cpu")
     scores = evaluate_carphone(model)
     assert scores.frames == 30
+    assert abs(scores.l1 - DEMO_CARD_L1) < 0.001, scores.table()
     assert scores.l1 < scores.baseline_l1 * (1 - DEMO_MIN_L1_MARGIN), scores.table()
+    assert scores.akd < scores.baseline_akd
 
 
 @needs_demo
@@ -414,7 +424,9 @@ def test_animate_api_and_motion_details_on_the_example():
     from deepfake_lab.data.video import read_video
 
     model = load_animation_model()
-    source = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(example_source_path()).convert("RGB"))
+    from PIL import Image
+
+    source = np.asarray(Image.open(example_source_path()).convert("RGB"))
     driving = read_video(example_driving_path(), max_frames=6).frames
     calls = []
     frames = animate(model, source, driving, find_best_frame=True, progress=lambda d, t: calls.append((d, t)))
@@ -438,7 +450,14 @@ def test_animate_command_writes_a_labelled_playable_video(tmp_path, suffix):
     assert code == 0
     clip = read_video(out)
     assert len(clip) == 8 and clip.frames.shape[2] == 3 * 64  # source | driving | result
-    assert abs(clip.fps - 29.97) < (0.01 if suffix == ".mp4" else 0.5)
+    if suffix == ".mp4":
+        assert abs(clip.fps - 29.97) < 0.01
+    else:  # GIF delays are whole hundredths of a second: 30, 40, 30 ... ms keep the average rate
+        from PIL import Image
+
+        with Image.open(out) as gif:
+            delays = [gif.seek(i) or gif.info["duration"] for i in range(gif.n_frames)]
+        assert abs(1000 * len(delays) / sum(delays) - 29.97) < 0.5
     strip = clip.frames[:, -4:, :, :].reshape(-1, 3).mean(0)  # the red SYNTHETIC strip below every frame
     assert strip[0] > 150 and strip[1] < 110 and strip[2] < 110
     assert "SYNTHETIC" in read_video_metadata(out)["comment"]
@@ -448,6 +467,7 @@ def test_animate_command_gives_clear_errors(tmp_path, capsys):
     from PIL import Image
 
     from deepfake_lab.data.animation_data import example_driving_path, example_source_path
+    from deepfake_lab.data.video import write_video
 
     def run(*args: str) -> str:
         assert cli.main(["animate", "-o", str(tmp_path / "out.mp4"), "--no-progress", "--device", "cpu", *args]) == 2
@@ -460,11 +480,14 @@ def test_animate_command_gives_clear_errors(tmp_path, capsys):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (128, 128), (120, 120, 120)).save(blank)
     huge = tmp_path / "huge.png"
-    Image.new("RGB", (5000, 20)).save(huge)
+    Image.new("RGB", (5000, 40)).save(huge)
+    huge_video = tmp_path / "huge.mp4"
+    write_video(huge_video, np.zeros((1, 32, 4200, 3), np.uint8), 25.0)
     src, drv = str(example_source_path()), str(example_driving_path())
     assert "corrupt.mp4" in run("--source", src, "--driving", str(corrupt))
     assert "empty.mp4: empty file" in run("--source", src, "--driving", str(empty))
-    assert "5000x20 pixels is larger" in run("--source", str(huge), "--driving", drv)
+    assert "5000x40 pixels is larger" in run("--source", str(huge), "--driving", drv)
+    assert "4200x32 pixels is larger" in run("--source", src, "--driving", str(huge_video))
     if DEMO_WEIGHTS.exists():
         message = run("--source", str(blank), "--driving", drv, "--max-frames", "2")
         assert "no face found" in message and "--no-crop" in message

@@ -28,7 +28,8 @@ from .commands import add_commands, add_train_command
 from .evaluate import ReconstructionScores, evaluate_carphone, reconstruction_scores
 from .importer import DEMO_WEIGHTS, load_animation_model, load_official_checkpoint, save_animation_model
 from .media import read_video_metadata, write_labelled_video
-from .model import OFFICIAL_PARAMETER_COUNTS, PRESETS, AnimationConfig, AnimationModel, FirstOrderModel, build_networks
+from .model import (OFFICIAL_PARAMETER_COUNTS, PRESETS, AnimationConfig, AnimationModel, FirstOrderModel, build_networks,
+                    gpu_check_generator)
 from .transfer import (animate, crop_driving, crop_source, draw_keypoints, flow_to_rgb, mask_to_rgb, motion_details,
                        normalize_kp)
 
@@ -36,4 +37,4 @@ __all__ = ["AnimationConfig", "AnimationModel", "FirstOrderModel", "PRESETS", "O
            "build_networks", "load_animation_model", "load_official_checkpoint", "save_animation_model", "DEMO_WEIGHTS",
            "animate", "motion_details", "normalize_kp", "crop_source", "crop_driving", "draw_keypoints", "flow_to_rgb",
            "mask_to_rgb", "reconstruction_scores", "evaluate_carphone", "ReconstructionScores",
-           "write_labelled_video", "read_video_metadata", "add_commands", "add_train_command"]
+           "write_labelled_video", "read_video_metadata", "add_commands", "add_train_command", "gpu_check_generator"]

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .grids import AntiAliasInterpolation2d, kp2gaussian, make_coordinate_grid, warp
+from .grids import AntiAliasInterpolation2d, full_precision, kp2gaussian, make_coordinate_grid, warp
 from .hourglass import Hourglass
 
 __all__ = ["DenseMotionNetwork", "sparse_motions", "heatmap_difference"]
@@ -89,8 +89,11 @@ class DenseMotionNetwork(nn.Module):
         b, c, h, w = source_image.shape
         out: dict[str, torch.Tensor] = {}
 
-        heatmaps = heatmap_difference(kp_driving["value"], kp_source["value"], (h, w), self.kp_variance)
-        motions = sparse_motions(kp_driving, kp_source, (h, w))  # (B, K+1, h, w, 2)
+        with full_precision(source_image.device.type):  # keypoint geometry in fp32 under bf16 autocast
+            kp_d = {k: v.float() for k, v in kp_driving.items() if k in ("value", "jacobian")}
+            kp_s = {k: v.float() for k, v in kp_source.items() if k in ("value", "jacobian")}
+            heatmaps = heatmap_difference(kp_d["value"], kp_s["value"], (h, w), self.kp_variance)
+            motions = sparse_motions(kp_d, kp_s, (h, w))  # (B, K+1, h, w, 2)
         # warp the source once per motion: fold the K+1 motions into the batch
         repeated = source_image.unsqueeze(1).expand(b, self.num_kp + 1, c, h, w).reshape(-1, c, h, w)
         deformed = warp(repeated, motions.reshape(-1, h, w, 2)).view(b, self.num_kp + 1, c, h, w)
@@ -100,7 +103,8 @@ class DenseMotionNetwork(nn.Module):
         features = self.hourglass(x)
         mask = F.softmax(self.mask(features).float(), dim=1)  # (B, K+1, h, w), sums to 1 over motions
         out["mask"] = mask
-        deformation = (motions * mask.unsqueeze(-1)).sum(dim=1)  # eq. 5: (B, h, w, 2)
+        with full_precision(mask.device.type):
+            deformation = (motions * mask.unsqueeze(-1)).sum(dim=1)  # eq. 5: (B, h, w, 2)
         out["deformation"] = deformation
         if self.occlusion is not None:
             out["occlusion_map"] = torch.sigmoid(self.occlusion(features).float())  # (B, 1, h, w)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from .grids import make_coordinate_grid, warp
+from .grids import full_precision, make_coordinate_grid, warp
 
 __all__ = ["RandomTransform", "equivariance_value_loss", "equivariance_jacobian_loss"]
 
@@ -81,20 +81,23 @@ class RandomTransform:
         coordinates to the old frame's: :math:`\\mathcal{T}_{X\\leftarrow Y}` for Y = the returned frame.
         """
         b, _, h, w = frame.shape
-        grid = make_coordinate_grid((h, w), torch.float32, frame.device).view(1, h * w, 2).expand(b, -1, -1)
-        grid = self.warp_coordinates(grid).view(b, h, w, 2)
+        with full_precision(frame.device.type):
+            grid = make_coordinate_grid((h, w), torch.float32, frame.device).view(1, h * w, 2).expand(b, -1, -1)
+            grid = self.warp_coordinates(grid).view(b, h, w, 2)
         return warp(frame, grid, padding_mode="reflection")
 
 
 def equivariance_value_loss(kp_x: torch.Tensor, kp_y: torch.Tensor, transform: RandomTransform) -> torch.Tensor:
     """Eq. 7: mean :math:`| p^X - \\mathcal{T}_{X\\leftarrow Y}(p^Y) |` over batch, keypoints and x/y."""
-    return (kp_x - transform.warp_coordinates(kp_y)).abs().mean()
+    with full_precision(kp_x.device.type):
+        return (kp_x.float() - transform.warp_coordinates(kp_y.float())).abs().mean()
 
 
 def equivariance_jacobian_loss(jac_x: torch.Tensor, kp_y: torch.Tensor, jac_y: torch.Tensor,
                                transform: RandomTransform) -> torch.Tensor:
     """Eq. 8: mean :math:`| \\mathbb{1} - (J^X)^{-1} \\, T'(p^Y) \\, J^Y |` (the official code's form)."""
-    composed = torch.matmul(transform.jacobian(kp_y), jac_y)  # (B, K, 2, 2)
-    value = torch.matmul(torch.inverse(jac_x), composed)
-    eye = torch.eye(2, dtype=value.dtype, device=value.device).view(1, 1, 2, 2)
-    return (eye - value).abs().mean()
+    with full_precision(kp_y.device.type):
+        composed = torch.matmul(transform.jacobian(kp_y.float()), jac_y.float())  # (B, K, 2, 2)
+        value = torch.matmul(torch.inverse(jac_x.float()), composed)
+        eye = torch.eye(2, dtype=value.dtype, device=value.device).view(1, 1, 2, 2)
+        return (eye - value).abs().mean()

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .model import FirstOrderModel
-from .transfer import to_model_input
+from .transfer import default_batch_size, to_model_input
 
 __all__ = ["ReconstructionScores", "reconstruction_scores", "evaluate_carphone"]
 
@@ -56,7 +56,7 @@ class ReconstructionScores:
 
 
 @torch.no_grad()
-def reconstruction_scores(model: FirstOrderModel, frames, batch_size: int = 16) -> ReconstructionScores:
+def reconstruction_scores(model: FirstOrderModel, frames, batch_size: int | None = None) -> ReconstructionScores:
     """The paper's self-reconstruction scores on one video ((T, H, W, 3) uint8, already cropped).
 
     Frame 0 is the source, every frame (0 included, as in the official ``reconstruction.py``) a driver.
@@ -66,6 +66,7 @@ def reconstruction_scores(model: FirstOrderModel, frames, batch_size: int = 16) 
 
     model.eval()
     size = model.config.image_size
+    batch_size = batch_size or default_batch_size(size)
     video = to_model_input(frames, size, model.device)  # (T, 3, S, S) in [0, 1]
     source = video[:1]
     preds, kp_real, kp_pred = [], [], []

@@ -23,10 +23,19 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["make_coordinate_grid", "warp", "kp2gaussian", "AntiAliasInterpolation2d", "ImagePyramid",
-           "GRID_SAMPLE_ALIGN_CORNERS"]
+           "GRID_SAMPLE_ALIGN_CORNERS", "full_precision"]
 
 #: the value the official code passes to ``F.grid_sample`` (by leaving it out: PyTorch's default)
 GRID_SAMPLE_ALIGN_CORNERS = False
+
+
+def full_precision(device_type: str):
+    """A region where autocast is off: coordinates stay fp32 even in a bf16 forward pass.
+
+    bf16 keeps 8 bits of mantissa, a step of ~0.008 near 1 in [-1, 1] grid units (a quarter pixel at
+    64x64, one pixel at 256x256): fine for features, too coarse for where to sample them.
+    """
+    return torch.autocast(device_type=device_type, enabled=False)
 
 
 def make_coordinate_grid(spatial_size: tuple[int, int], dtype: torch.dtype = torch.float32,
@@ -112,10 +121,13 @@ class AntiAliasInterpolation2d(nn.Module):
         return out[:, :, ::self.step, ::self.step]  # (B, C, H*s, W*s)
 
 
-class ImagePyramid(nn.Module):
-    """The same image at several scales (1, 1/2, 1/4, 1/8 in the paper), for the multi-scale loss (§3.4).
 
-    Returns a list in the order of ``scales``. Keys ``downs.1``, ``downs.0-5``... as in the official code.
+class ImagePyramid(nn.Module):
+    """The same image at several scales (1, 1/2, 1/4, 1/8 in the paper), as the multi-scale loss sees it (§3.4).
+
+    Returns a list in the order of ``scales``; keys ``downs.1``, ``downs.0-5``... as in the official code.
+    (Training computes the loss with :class:`deepfake_lab.perceptual.PerceptualLoss`, whose pyramid uses the
+    same Gaussian kernels.)
     """
 
     def __init__(self, scales: tuple[float, ...], channels: int = 3):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .grids import AntiAliasInterpolation2d, make_coordinate_grid
+from .grids import AntiAliasInterpolation2d, full_precision, make_coordinate_grid
 from .hourglass import Hourglass
 
 __all__ = ["KPDetector", "soft_argmax"]
@@ -73,11 +73,13 @@ class KPDetector(nn.Module):
             x = self.down(x)  # (B, 3, H, W) -> (B, 3, H*s, W*s)
         features = self.predictor(x)  # (B, block_expansion + 3, h, w)
         scores = self.kp(features)  # (B, K, h', w')
+        maps = self.jacobian(features) if self.jacobian is not None else None  # (B, 4K, h', w')
         b, k, h, w = scores.shape
-        heatmap = F.softmax(scores.view(b, k, -1).float() / self.temperature, dim=2).view(b, k, h, w)
-        out = {"value": soft_argmax(heatmap), "heatmap": heatmap}  # value: (B, K, 2)
-        if self.jacobian is not None:
-            maps = self.jacobian(features).float().reshape(b, self.num_jacobian_maps, 4, h, w)
-            jacobian = (heatmap.unsqueeze(2) * maps).view(b, k, 4, -1).sum(dim=-1)  # weighted mean, (B, K, 4)
-            out["jacobian"] = jacobian.view(b, k, 2, 2)
+        with full_precision(x.device.type):  # positions in fp32 even under bf16 autocast
+            heatmap = F.softmax(scores.view(b, k, -1).float() / self.temperature, dim=2).view(b, k, h, w)
+            out = {"value": soft_argmax(heatmap), "heatmap": heatmap}  # value: (B, K, 2)
+            if maps is not None:
+                maps = maps.float().reshape(b, self.num_jacobian_maps, 4, h, w)
+                jacobian = (heatmap.unsqueeze(2) * maps).view(b, k, 4, -1).sum(dim=-1)  # weighted mean, (B, K, 4)
+                out["jacobian"] = jacobian.view(b, k, 2, 2)
         return out

@@ -30,7 +30,7 @@ from ..data import DataError
 from .model import FirstOrderModel
 
 __all__ = ["convex_hull_area", "adapt_scale_factor", "normalize_kp", "normalized_keypoints", "best_frame_index",
-           "crop_source", "crop_driving", "to_model_input", "detect_keypoints", "animate", "motion_details",
+           "crop_source", "crop_driving", "to_model_input", "default_batch_size", "detect_keypoints", "animate", "motion_details",
            "keypoints_to_pixels", "draw_keypoints", "flow_to_rgb", "mask_to_rgb", "side_by_side", "resize_square"]
 
 #: one colour per keypoint (and the background first) for pictures
@@ -165,6 +165,16 @@ def to_model_input(frames, size: int, device: torch.device | str = "cpu") -> tor
     return torch.from_numpy(np.array(arr)).to(device).permute(0, 3, 1, 2).float().div(255)  # a copy: inputs may be read-only
 
 
+def default_batch_size(image_size: int) -> int:
+    """Frames per forward pass at inference: 8 at 64x64, 2 at 128x128, 1 at 256x256 and above.
+
+    Batching small frames amortises per-call overhead (~1.5x faster at 64x64 on a CPU); at 256x256 a
+    batch no longer fits the caches and runs slower than one frame at a time
+    (``benchmarks/bench_animation.py`` measures both).
+    """
+    return max(1, (8 * 64 * 64) // (image_size * image_size))
+
+
 @torch.no_grad()
 def detect_keypoints(model: FirstOrderModel, frames: torch.Tensor, batch_size: int = 16) -> dict[str, torch.Tensor]:
     """Keypoints of (T, 3, H, W) frames in [0, 1], in batches: ``value`` (T, K, 2), ``jacobian`` (T, K, 2, 2)."""
@@ -182,17 +192,19 @@ def detect_keypoints(model: FirstOrderModel, frames: torch.Tensor, batch_size: i
 @torch.no_grad()
 def animate(model: FirstOrderModel, source_image, driving_frames, relative: bool = True, adapt_scale: bool = True,
             find_best_frame: bool = False, progress: Callable[[int, int], None] | None = None, crop: bool = True,
-            batch_size: int = 8, return_details: bool = False):
+            batch_size: int | None = None, return_details: bool = False):
     """Animate ``source_image`` with the motion of ``driving_frames``; returns a list of (S, S, 3) uint8 frames.
 
     ``source_image``: an (H, W, 3) uint8 array or PIL image; ``driving_frames``: (T, H, W, 3) uint8 (or a
     list of frames). Both are cropped to the face (``crop``) and resized to the model's ``image_size`` S.
     ``relative``/``adapt_scale``/``find_best_frame``: see the module docstring. ``progress(done, total)``
-    is called after every batch. With ``return_details`` also returns a dict with the cropped inputs
+    is called after every batch of ``batch_size`` frames (default: :func:`default_batch_size`). With
+    ``return_details`` also returns a dict with the cropped inputs
     (``source``, ``driving``: uint8 at size S), the keypoints and the reference frame index.
     """
     model.eval()
     size = model.config.image_size
+    batch_size = batch_size or default_batch_size(size)
     source = _as_uint8_rgb(source_image, "source")
     if len(driving_frames) == 0:
         raise DataError("driving video: no frames; give a video with at least one frame")

@@ -31,9 +31,9 @@ them reproducible.
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
@@ -45,7 +45,7 @@ from . import DataError
 
 __all__ = ["VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "resize_frames", "frames_to_tensor", "read_frames",
            "list_videos", "VideoPairDataset", "FramesDataset", "pseudo_video", "carphone_split", "portrait_stills",
-           "demo_training_set", "example_source", "example_driving_path", "example_source_path", "EXAMPLES_DIR",
+           "demo_training_set", "example_source", "example_driving_path", "example_source_path", "write_examples", "EXAMPLES_DIR",
            "CARPHONE_TEST_FRAMES"]
 
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".mov", ".avi", ".webm", ".mkv", ".m4v")
@@ -189,11 +189,18 @@ class FramesDataset(Dataset):
     def __init__(self, root: str | os.PathLike, size: int = 256, split: str = "train", repeats: int = 1,
                  flip: bool = True, cache: int = 64):
         self.paths = list_videos(root, split)
-        self.size, self.repeats, self.flip = size, repeats, flip
-        self._load = functools.lru_cache(maxsize=cache)(self._load_uncached)
+        self.size, self.repeats, self.flip, self.cache = size, repeats, flip, cache
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()  # a plain dict: picklable for loader workers
 
-    def _load_uncached(self, index: int) -> np.ndarray:
-        return resize_frames(read_frames(self.paths[index]), self.size)
+    def _load(self, index: int) -> np.ndarray:
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        frames = resize_frames(read_frames(self.paths[index]), self.size)
+        self._cache[index] = frames
+        while len(self._cache) > self.cache:
+            self._cache.popitem(last=False)
+        return frames
 
     def __len__(self) -> int:
         return len(self.paths) * self.repeats
