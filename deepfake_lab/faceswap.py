@@ -63,7 +63,7 @@ __all__ = [
     "FaceAlignment", "align_face", "eye_roll", "extract_face", "context_crop",
     "identity_A_faces", "identity_B_faces", "grace_hopper_image", "split_frames",
     "random_affine", "random_warp_field", "remove_similarity", "warp_pair", "center_faces", "FaceSwapDataset",
-    "reconstruction_loss", "FaceSwapModel",
+    "reconstruction_loss", "FaceSwapModel", "gpu_check_generator",
     "BlendConfig", "face_mask", "colour_match", "swap_faces", "swap_frame", "SwapResult",
     "evaluate_reconstruction", "identity_similarity",
     "export_weights", "load_faceswap", "demo_weights_path", "PRESETS", "NoFaceError",
@@ -1015,3 +1015,21 @@ def _swap_command(args: argparse.Namespace) -> int:
     out = save_labelled_png(Image.fromarray(res.result), args.output, details)
     print(f"wrote {out} (face at {res.alignment.box}, swapped to {args.to})", file=sys.stderr)
     return 0
+
+
+class _SwapToB(nn.Module):
+    """One-tensor wrapper for device checks: faces (B, 3, 64, 64) in [-1, 1] -> decoder B's faces."""
+
+    def __init__(self, config: FaceSwapConfig):
+        super().__init__()
+        self.encoder, self.decoder = Encoder(config), Decoder(config)
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(faces))
+
+
+def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:
+    """(network, example input) for the CUDA bf16-vs-fp32 check: the paper-size autoencoder, 8 faces."""
+    torch.manual_seed(0)
+    config = FaceSwapConfig()
+    return _SwapToB(config).eval(), torch.rand(8, 3, config.image_size, config.image_size) * 2 - 1

@@ -45,7 +45,7 @@ from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, fi
 __all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
            "build_generator", "build_discriminator", "GANModel", "PRESETS", "preset", "make_dataset",
            "demo_weights_path", "load_generator", "sample", "interpolate_latents", "scatter_plot",
-           "export_generator", "add_train_command", "add_commands"]
+           "export_generator", "add_train_command", "add_commands", "gpu_check_generator"]
 
 #: data sets this lesson trains on: 2-D mixtures and digit images
 POINT_DATA = ("ring8", "grid25")
@@ -656,3 +656,10 @@ def _sample_command(args: argparse.Namespace) -> int:
     save_labelled_png(image, args.out, details)
     print(f"wrote {args.out}")
     return 0
+
+
+def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:
+    """(network, example input) for the CUDA bf16-vs-fp32 check: the digits DCGAN generator on 8 noise vectors."""
+    torch.manual_seed(0)
+    config = IMAGES_DEMO
+    return build_generator(config).eval(), torch.randn(8, config.latent_dim)

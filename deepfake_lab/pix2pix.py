@@ -43,7 +43,7 @@ from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, li
 __all__ = ["Pix2PixConfig", "UnetSkipLevel", "UnetGenerator", "conditional_discriminator", "discriminator_loss",
            "generator_loss", "Pix2Pix", "PRESETS", "UNET_LEVELS", "build_generator", "translate", "generator_mode",
            "load_official_generator", "load_generator", "export_weights", "evaluate", "sharpness_gap",
-           "face_baselines", "face_task_report"]
+           "face_baselines", "face_task_report", "gpu_check_generator"]
 
 #: official generator names -> number of down-samplings (``unet_256``: 256 -> 1 pixel at the bottleneck)
 UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
@@ -753,3 +753,10 @@ def _train_command(args: argparse.Namespace) -> int:
                                                             "objective": config.objective})
         print(f"exported the generator (fp16) to {path}", file=sys.stderr)
     return 0
+
+
+def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:
+    """(network, example input) for the CUDA bf16-vs-fp32 check: the official unet_256 on two 256x256 images,
+    in eval mode (BatchNorm running statistics, no dropout) so both precisions compute the same function."""
+    torch.manual_seed(0)
+    return build_generator(Pix2PixConfig()).eval(), torch.rand(2, 3, 256, 256) * 2 - 1

@@ -57,5 +57,8 @@ def test_bf16_autocast_output_is_close_to_fp32(module_name, factory):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             amp = net(example).float()
     assert torch.isfinite(amp).all()
-    # bf16 keeps ~3 significant digits: outputs in [-1, 1] agree to a few hundredths
-    assert (amp - ref).abs().mean() < 0.03, (amp - ref).abs().mean()
+    # bf16 keeps ~3 significant digits: outputs in [-1, 1] agree to a few hundredths, and the error is small
+    # next to the output's own spread (an untrained network's outputs can all be close to 0)
+    error = (amp - ref).abs().mean()
+    assert error < 0.03, error
+    assert error < 0.05 * ref.std(), (error, ref.std())
