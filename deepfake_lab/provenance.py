@@ -18,7 +18,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-__all__ = ["LABEL_TEXT", "label_image", "provenance_info", "save_labelled_png", "read_provenance"]
+__all__ = ["LABEL_TEXT", "REFERENCE_TEXT", "label_image", "provenance_info", "save_labelled_png", "save_reference_png",
+           "read_provenance"]
 
 LABEL_TEXT = "SYNTHETIC - made with deepfake_lab"
 #: IPTC NewsCodes "digital source type" for media created by a trained model
@@ -32,34 +33,69 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def label_image(image: Image.Image, text: str = LABEL_TEXT) -> Image.Image:
-    """Return a copy of ``image`` with a strip below it that carries ``text`` in white on red."""
+#: the colour of the SYNTHETIC strip, and of the strip under real images shown beside generated ones
+LABEL_COLOUR = (200, 20, 20)
+REFERENCE_COLOUR = (70, 70, 70)
+#: what the grey strip says: an input or a ground truth is shown next to generated images, not generated itself
+REFERENCE_TEXT = "REAL - not generated"
+
+
+def label_image(image: Image.Image, text: str = LABEL_TEXT, colour: tuple[int, int, int] = LABEL_COLOUR,
+                short_text: str = "SYNTHETIC", fit_text: str | None = None) -> Image.Image:
+    """Return a copy of ``image`` with a strip below it that carries ``text`` in white on ``colour``.
+
+    The font is sized so that ``fit_text`` (default: ``text``) fits the width; images too narrow for it get a
+    bitmap font and ``short_text``. Giving two labels the same ``fit_text`` gives them strips of one height,
+    so a labelled input and a labelled output line up (e.g. in a before/after slider).
+    """
     image = image.convert("RGB")
+    fit_text = fit_text or text
     w, h = image.size
     size = min(32, w // 24)
     font = _font(max(size, 12))
     draw_probe = ImageDraw.Draw(image)
     # shrink the text until it fits the width
     while size > 11:
-        box = draw_probe.textbbox((0, 0), text, font=font)
+        box = draw_probe.textbbox((0, 0), fit_text, font=font)
         if box[2] - box[0] <= w - 4:
             break
         size -= 1
         font = _font(size)
-    box = draw_probe.textbbox((0, 0), text, font=font)
+    box = draw_probe.textbbox((0, 0), fit_text, font=font)
     if size < 12 or box[2] - box[0] > w - 4:
         # small images: Pillow's bitmap font (crisp, ~6 px a letter) and the short form of the label
         font = ImageFont.load_default_imagefont() if hasattr(ImageFont, "load_default_imagefont") else _font(11)
-        text = "SYNTHETIC" if draw_probe.textbbox((0, 0), text, font=font)[2] > w - 4 else text
-        box = draw_probe.textbbox((0, 0), text, font=font)
+        if draw_probe.textbbox((0, 0), fit_text, font=font)[2] > w - 4:
+            text, fit_text = short_text, "SYNTHETIC"  # every short label gets the strip height of this one
+        box = draw_probe.textbbox((0, 0), fit_text, font=font)
         size = box[3] - box[1]
     strip = size + 6
-    out = Image.new("RGB", (w, h + strip), (200, 20, 20))
+    text_box = draw_probe.textbbox((0, 0), text, font=font)
+    out = Image.new("RGB", (w, h + strip), colour)
     out.paste(image, (0, 0))
     draw = ImageDraw.Draw(out)
-    draw.text(((w - (box[2] - box[0])) // 2, h + (strip - (box[3] - box[1])) // 2 - box[1]), text,
+    draw.text(((w - (text_box[2] - text_box[0])) // 2, h + (strip - (box[3] - box[1])) // 2 - box[1]), text,
               fill=(255, 255, 255), font=font)
     return out
+
+
+def save_reference_png(image: Image.Image, path: str | os.PathLike, details: dict[str, Any] | None = None) -> Path:
+    """Save a *real* image shown next to generated ones (an input, a ground truth): a grey "REAL - not
+    generated" strip of the same height as the SYNTHETIC one, and text chunks with ``synthetic=false``."""
+    from . import __version__
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labelled = label_image(image, REFERENCE_TEXT, REFERENCE_COLOUR, short_text="REAL", fit_text=LABEL_TEXT)
+    meta = PngImagePlugin.PngInfo()
+    info = {"synthetic": "false", "Software": f"deepfake_lab {__version__}",
+            "Description": "A real image (an input or a ground truth) shown beside generated ones; not generated."}
+    if details:
+        info["deepfake_lab"] = json.dumps(details, sort_keys=True, default=str)
+    for key, value in info.items():
+        meta.add_itxt(key, value)
+    labelled.save(path, format="PNG", pnginfo=meta)
+    return path
 
 
 def provenance_info(details: dict[str, Any] | None = None) -> dict[str, str]:

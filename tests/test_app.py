@@ -35,8 +35,9 @@ def client(demo_server):
     return Client(url, verbose=False)
 
 
-def open_labelled_png(path) -> tuple[Image.Image, dict]:
-    """Open an app output, check it is a decodable PNG with the visible strip, return (image, provenance)."""
+def open_strip_png(path, colour) -> tuple[Image.Image, dict, dict]:
+    """Open an app picture, check it is a decodable PNG with a strip of ``colour`` at the bottom holding white
+    text; return (image, text chunks, its deepfake_lab details)."""
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n", f"{path}: not a PNG"
     image = Image.open(path)
@@ -44,16 +45,21 @@ def open_labelled_png(path) -> tuple[Image.Image, dict]:
     image.load()  # decodes every pixel: raises on a truncated or corrupt file
     text = dict(image.text)
     rgb = image.convert("RGB")
-    # the bottom rows are the red SYNTHETIC strip, with white text in it
     pixels = np.asarray(rgb)
-    red_rows = 0
-    while red_rows < len(pixels) and tuple(pixels[-1 - red_rows, 0]) == STRIP_RED:
-        red_rows += 1
-    assert red_rows >= 10, f"{path}: no label strip at the bottom"
-    assert (pixels[-red_rows:, :, 1] > 120).any(), f"{path}: the label strip has no (white) text"
+    rows = 0
+    while rows < len(pixels) and tuple(pixels[-1 - rows, 0]) == colour:
+        rows += 1
+    assert rows >= 10, f"{path}: no label strip of colour {colour} at the bottom"
+    assert (pixels[-rows:, :, 1] > 120).any(), f"{path}: the label strip has no (white) text"
+    return rgb, text, json.loads(text.get("deepfake_lab", "{}"))
+
+
+def open_labelled_png(path) -> tuple[Image.Image, dict]:
+    """An app output: the red SYNTHETIC strip and the provenance chunks; returns (image, details)."""
+    rgb, text, details = open_strip_png(path, STRIP_RED)
     assert text.get("synthetic") == "true"
     assert "trainedAlgorithmicMedia" in text.get("DigitalSourceType", "")
-    return rgb, json.loads(text.get("deepfake_lab", "{}"))
+    return rgb, details
 
 
 def strip_height(image: Image.Image, content_height: int) -> int:
@@ -64,7 +70,8 @@ def strip_height(image: Image.Image, content_height: int) -> int:
 
 def test_every_event_has_a_named_endpoint(client):
     endpoints = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert endpoints == {"/digits", "/interpolation", "/interpolation_frame", "/ring8"}
+    assert endpoints == {"/digits", "/interpolation", "/interpolation_frame", "/ring8",  # GAN basics
+                         "/image_to_image", "/animate", "/compare", "/list_checkpoints"}  # lessons 2-4
 
 
 def test_digit_grid_is_a_labelled_png_and_depends_only_on_the_seed(client):

