@@ -35,6 +35,7 @@ Parameter counts at the official defaults (ngf = ndf = 64): G with 9 residual bl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import sys
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F_nn
+import torch.nn.functional as F_nn  # "F" is the paper's second generator here
 from torch import nn
 
 from .device import Precision, pick_device, precision_for
@@ -52,7 +53,7 @@ from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, li
 
 __all__ = [
     "ResnetBlock", "ResnetGenerator", "NLayerDiscriminator", "patch_receptive_field", "ImagePool",
-    "lsgan_loss", "cycle_loss", "identity_loss", "CycleGANConfig", "CycleGANModel", "PRESETS",
+    "lsgan_loss", "cycle_loss", "identity_loss", "CycleGANConfig", "CycleGANModel", "PRESETS", "gpu_check_generator", "recompute_batchnorm_statistics",
     "official_key_problems", "infer_official_config", "import_official_generator", "load_generator",
     "export_generators", "run_generator", "evaluate_pairs", "count_parameters", "demo_weights_path",
 ]
@@ -97,13 +98,29 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+class ResizeConv2d(nn.Conv2d):
+    """Nearest-neighbour 2x upsampling, then a 3x3 convolution: the "resize-convolution" of Odena et al.
+    (2016, "Deconvolution and checkerboard artifacts"). A stride-2 transposed 3x3 convolution gives every
+    other output pixel a different number of kernel taps, which paints a checkerboard that a small, briefly
+    trained generator never unlearns; upsampling first spreads the taps evenly. Same parameter count and
+    state-dict key as the transposed layer it replaces (the weight is (out, in, 3, 3) instead of (in, out, 3, 3)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True):
+        super().__init__(in_channels, out_channels, 3, padding=1, bias=bias, padding_mode="reflect")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+
+
 class ResnetGenerator(nn.Module):
     """The CycleGAN generator: ``c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3`` (Appendix 7.2).
 
     * ``c7s1-k``: reflection pad 3, 7x7 convolution with k filters, stride 1, InstanceNorm, ReLU;
     * ``dk``: 3x3 convolution, stride 2 (halves H and W), InstanceNorm, ReLU;
     * ``Rk``: :class:`ResnetBlock`; 9 blocks for 256x256 training images, 6 for 128x128 (§4);
-    * ``uk``: 3x3 fractionally-strided (transposed) convolution, stride 1/2 (doubles H and W);
+    * ``uk``: 3x3 fractionally-strided (transposed) convolution, stride 1/2 (doubles H and W); with
+      ``upsample="resize"``, :class:`ResizeConv2d` instead (not in the paper; the demo preset uses it);
     * the last ``c7s1-3`` ends in tanh, so images are in [-1, 1].
 
     Everything is one ``nn.Sequential`` called ``model`` so the keys are the official ones: for 9 blocks
@@ -115,8 +132,10 @@ class ResnetGenerator(nn.Module):
     """
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", use_dropout: bool = False):
+                 norm: str = "instance", use_dropout: bool = False, upsample: str = "transposed"):
         super().__init__()
+        if upsample not in ("transposed", "resize"):
+            raise ValueError(f"upsample {upsample!r}: use 'transposed' (the paper's) or 'resize'")
         if n_blocks < 0:
             raise ValueError(f"n_blocks={n_blocks}: need 0 or more residual blocks (the paper uses 6 or 9)")
         bias = norm == "instance"
@@ -130,9 +149,12 @@ class ResnetGenerator(nn.Module):
         for _ in range(n_blocks):  # R256: (B, 4 ngf, H/4, W/4), shape unchanged
             layers.append(ResnetBlock(channels, norm, use_dropout))
         for _ in range(2):  # u128, u64: (B, C, h, w) -> (B, C/2, 2h, 2w)
-            layers += [nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1,
-                                          bias=bias),
-                       _norm(norm, channels // 2), nn.ReLU(True)]
+            if upsample == "transposed":
+                up: nn.Module = nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1,
+                                                   output_padding=1, bias=bias)
+            else:
+                up = ResizeConv2d(channels, channels // 2, bias=bias)
+            layers += [up, _norm(norm, channels // 2), nn.ReLU(True)]
             channels //= 2
         # c7s1-3: (B, ngf, H, W) -> (B, output_nc, H, W) in [-1, 1]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
@@ -318,6 +340,7 @@ class CycleGANConfig:
     n_layers_d: int = 3
     norm: str = "instance"
     use_dropout: bool = False
+    upsample: str = "transposed"
     init_gain: float = 0.02
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
@@ -371,7 +394,7 @@ class CycleGANModel(LessonModel):
         config = config or CycleGANConfig()
         super().__init__(config, device, precision)
         c = config
-        g_args = dict(ngf=c.ngf, n_blocks=c.n_blocks, norm=c.norm, use_dropout=c.use_dropout)
+        g_args = dict(ngf=c.ngf, n_blocks=c.n_blocks, norm=c.norm, use_dropout=c.use_dropout, upsample=c.upsample)
         self.nets = {
             "G": ResnetGenerator(c.input_nc, c.output_nc, **g_args),   # X -> Y (official G_A)
             "F": ResnetGenerator(c.output_nc, c.input_nc, **g_args),   # Y -> X (official G_B)
@@ -463,14 +486,16 @@ class CycleGANModel(LessonModel):
 #: laptop CPU: 16 filters, 6 blocks, 64 px crops, batch 4 (a 0.5 M-parameter generator, 1 MB in fp16), and
 #: BatchNorm (the official ``--norm batch``) instead of InstanceNorm: InstanceNorm subtracts each feature
 #: map's mean over the image, so on a small, nearly uniform tile the generator cannot tell its overall
-#: colour, which is exactly what photo2winter changes (an InstanceNorm run stayed below doing nothing).
+#: colour, which is exactly what photo2winter changes (an InstanceNorm run stayed below doing nothing);
+#: and resize-convolutions instead of transposed ones (:class:`ResizeConv2d`: an 800-step run with the
+#: paper's transposed convolutions kept a checkerboard and lost to doing nothing on SSIM).
 PRESETS: dict[str, tuple[CycleGANConfig, LoopConfig]] = {
     "default": (CycleGANConfig(),
                 LoopConfig(steps=0, batch_size=1, out_dir="runs/cyclegan", log_every=100, sample_every=1000,
                            checkpoint_every=5000)),
     "demo": (CycleGANConfig(ngf=16, ndf=32, n_blocks=6, load_size=72, crop_size=64, preprocess="crop",
-                            norm="batch"),
-             LoopConfig(steps=800, batch_size=4, out_dir="runs/cyclegan-demo", log_every=20, sample_every=200,
+                            norm="batch", upsample="resize"),
+             LoopConfig(steps=1600, batch_size=4, out_dir="runs/cyclegan-demo", log_every=20, sample_every=200,
                         checkpoint_every=200)),
 }
 #: epochs of the official schedule (100 constant + 100 decaying) used when ``default`` gets no ``--steps``
@@ -625,9 +650,51 @@ def load_generator(path: str | Path, direction: str = "AtoB", device: str | torc
     config = config_from_dict(CycleGANConfig, meta.get("config", {}))
     G = ResnetGenerator(config.input_nc if name == "G" else config.output_nc,
                         config.output_nc if name == "G" else config.input_nc,
-                        config.ngf, config.n_blocks, config.norm, config.use_dropout)
+                        config.ngf, config.n_blocks, config.norm, config.use_dropout, config.upsample)
     G.load_state_dict({k: v.float() for k, v in nets[name].items()})
     return G.to(device).eval(), config
+
+
+@torch.no_grad()
+def recompute_batchnorm_statistics(model: CycleGANModel, dataset, batch_size: int = 4, epochs: int = 4,
+                                   seed: int = 0) -> int:
+    """Replace G's and F's BatchNorm running statistics by averages over the training data ("precise
+    BatchNorm", Wu and Johnson 2021, "Rethinking 'Batch' in BatchNorm", §3), with the weights frozen.
+
+    During GAN training the running averages (momentum 0.1) trail weights that keep moving, so at the end
+    they describe neither the final network nor the data; in eval mode that shows as noise and colour casts.
+    ``epochs`` passes over the training set (its random crops and flips, seeded) in train mode with
+    ``momentum=None`` (a plain average) fix them: G sees domain X, F domain Y, as in training. Use the
+    training batch size: the network learned to work with the statistics of batches that size. A no-op for
+    InstanceNorm, which keeps no statistics. Returns the number of images used.
+    """
+    nets = {"G": ("A", model.nets["G"]), "F": ("B", model.nets["F"])}
+    norms = [m for _, net in nets.values() for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        return 0
+    saved = [(m, m.momentum) for m in norms]
+    modes = {id(net): net.training for _, net in nets.values()}
+    seen = 0
+    with torch.random.fork_rng(devices=[]):  # seeded crops, and the caller's random state left alone
+        torch.manual_seed(seed)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+        try:
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the passes
+            for _, net in nets.values():
+                net.train()
+            for _ in range(epochs):
+                for batch in loader:
+                    for key, net in nets.values():
+                        net(batch[key].to(model.device))
+                    seen += batch["A"].shape[0]
+        finally:
+            for m, momentum in saved:
+                m.momentum = momentum
+            for _, net in nets.values():
+                net.train(modes[id(net)])
+    return seen
 
 
 def export_generators(model: CycleGANModel, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -651,7 +718,7 @@ def run_generator(G: nn.Module, images: torch.Tensor, precision: Precision | Non
     outs = []
     for chunk in images.split(batch_size):
         x, size = pad_to_multiple(chunk.to(device), 4)
-        with (precision.autocast() if precision else torch.autocast("cpu", enabled=False)):
+        with precision.autocast() if precision else contextlib.nullcontext():
             y = G(x)
         outs.append(unpad(y.float(), size).cpu())
     return torch.cat(outs)
@@ -706,7 +773,8 @@ def _translator(nets: dict, meta: dict, direction: str, device: torch.device, pr
                               f"use --direction {'BtoA' if name == 'G' else 'AtoB'}")
     config = config_from_dict(CycleGANConfig, meta.get("config", {}))
     in_nc, out_nc = (config.input_nc, config.output_nc) if name == "G" else (config.output_nc, config.input_nc)
-    net = ResnetGenerator(in_nc, out_nc, config.ngf, config.n_blocks, config.norm, config.use_dropout)
+    net = ResnetGenerator(in_nc, out_nc, config.ngf, config.n_blocks, config.norm, config.use_dropout,
+                          config.upsample)
     net.load_state_dict({k: v.float() for k, v in nets[name].items()})
     net = net.to(device).eval()
     precision = precision_for(device, config.cpu_bf16, precision_mode)
@@ -829,6 +897,10 @@ def _train_command(args: argparse.Namespace) -> int:
               "resume", file=sys.stderr)
         return 130
 
+    if config.norm == "batch":
+        used = recompute_batchnorm_statistics(model, dataset, batch_size=loop.batch_size, seed=loop.seed)
+        print(f"BatchNorm statistics of G and F recomputed on {used} training images (weights unchanged)",
+              file=sys.stderr)
     metrics = None
     if (root / "testA").is_dir() and (root / "testB").is_dir() and (root / "manifest.json").exists():
         metrics = evaluate_pairs(model.nets["G"].eval(), root)  # held-out pairs with a ground truth
@@ -847,3 +919,9 @@ def _train_command(args: argparse.Namespace) -> int:
                                                      "train_seconds": f"{result.seconds:.1f}"})
         print(f"G and F exported (fp16) to {args.export}")
     return 0
+
+
+def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:
+    """(network, example input) for the CUDA bf16-vs-fp32 check: the paper's generator (9 blocks) on a 256x256 pair."""
+    torch.manual_seed(0)
+    return ResnetGenerator().eval(), torch.rand(2, 3, 256, 256) * 2 - 1
