@@ -505,15 +505,19 @@ def sharpness_gap(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(output: torch.Tensor, target: torch.Tensor, use_lpips: bool = True) -> dict[str, float]:
-    """Mean PSNR (dB), SSIM, LPIPS (VGG; when its weights are installed, else NaN), sharpness gap and
-    ratio S(output)/S(target) of (N, 3, H, W) outputs against their targets, both in [-1, 1]."""
+    """Mean PSNR (dB), SSIM, LPIPS with both heads (``lpips``: VGG, ``lpips_alex``: AlexNet, the LPIPS
+    authors' default for measuring; each NaN when its weights are not installed), sharpness gap and ratio
+    S(output)/S(target) of (N, 3, H, W) outputs against their targets, both in [-1, 1]."""
     from . import metrics
 
     output, target = output.float(), target.float()
-    out = {"psnr": metrics.psnr(output, target), "ssim": metrics.ssim(output, target), "lpips": float("nan")}
-    if use_lpips:
+    out = {"psnr": metrics.psnr(output, target), "ssim": metrics.ssim(output, target), "lpips": float("nan"),
+           "lpips_alex": float("nan")}
+    for key, net in (("lpips", "vgg"), ("lpips_alex", "alex")):
+        if not use_lpips:
+            break
         try:
-            out["lpips"] = metrics.lpips(output, target, net="vgg")
+            out[key] = metrics.lpips(output, target, net=net)
         except FileNotFoundError:  # weights not installed: `deepfake-lab setup-weights`
             pass
     ratio = _gradient_energy(output) / _gradient_energy(target).clamp_min(1e-8)
@@ -640,7 +644,7 @@ PRESETS: dict[str, tuple[Pix2PixConfig, LoopConfig, str]] = {
     "default": (Pix2PixConfig(), LoopConfig(steps=0, batch_size=1, out_dir="runs/pix2pix", sample_every=1000,
                                              checkpoint_every=5000, log_every=50), "carphone-edges"),
     "demo": (Pix2PixConfig(netG="unet_128", ngf=16, ndf=16, load_size=128, crop_size=128),
-             LoopConfig(steps=800, batch_size=4, out_dir="runs/pix2pix-demo", sample_every=200, checkpoint_every=200,
+             LoopConfig(steps=2400, batch_size=4, out_dir="runs/pix2pix-demo", sample_every=200, checkpoint_every=200,
                         log_every=25), "carphone-edges"),
 }
 
