@@ -194,7 +194,7 @@ def section_cyclegan() -> None:
     G, _ = cyclegan.load_generator(path, "AtoB")
     F, _ = cyclegan.load_generator(path, "BtoA")
     root = embedded_path("photo2winter")
-    scores = cyclegan.evaluate_pairs(G, root, "test", limit=16)
+    scores = cyclegan.evaluate_pairs(G, root, "test")
     print(f"  cyclegan scores: {scores}")
     num("cyclegan_images", scores["images"], "{}")
     for who, key in (("G", "cyclegan"), ("identity", "cyclegan_identity")):
@@ -239,7 +239,8 @@ def section_pix2pix() -> None:
             ok = m in r and not math.isnan(r[m])
             cells.append(num(key, r[m], "{:.2f}" if "psnr" in m else "{:.3f}") if ok else "–")
         rows.append([name] + cells)
-    names = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓", "sharpness_gap": "sharpness gap ↓",
+    names = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS (VGG) ↓", "lpips_alex": "LPIPS (AlexNet) ↓",
+             "sharpness_gap": "sharpness gap ↓",
              "sharpness_ratio": "sharpness ratio (1 = as sharp as the truth)"}
     TEXT["pix2pix_table"] = table(["method"] + [names.get(m, m) for m in metrics], rows)
     test_A, test_B = CarphoneEdges2Face("test", config.crop_size).stacked()
@@ -250,7 +251,11 @@ def section_pix2pix() -> None:
                    {"model": path.name, "columns": "edges, pix2pix output, real frame"})
     ablation = WEIGHTS / "pix2pix-ablation.md"
     if ablation.exists():
-        lines = [ln for ln in ablation.read_text().splitlines() if ln.startswith("|")]
+        text = ablation.read_text().split("<!-- notes", 1)[0].splitlines()
+        first = next((i for i, ln in enumerate(text) if ln.startswith("|")), len(text))
+        end = next((i for i in range(first, len(text)) if not text[i].startswith("|")), len(text))
+        lines = text[first:end]  # the ablation table (not the timing table below it)
+        lines += ["", *[ln for ln in text if ln.startswith("Reading it:")]]  # the script's own reading of it
         TEXT["pix2pix_ablation"] = ("\n".join(lines) if lines else "") + \
             "\n\n*(Table copied from `deepfake_lab/assets/weights/pix2pix-ablation.md`, written by " \
             "`benchmarks/ablation_pix2pix.py`.)*"
