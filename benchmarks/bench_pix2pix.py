@@ -25,19 +25,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepfake_lab.device import Precision, cpu_supports_bf16  # noqa: E402
+from deepfake_lab.device import Precision, cpu_supports_bf16, describe, pick_device  # noqa: E402
 from deepfake_lab.pix2pix import Pix2Pix, Pix2PixConfig, UnetGenerator  # noqa: E402
 
 FP32, BF16 = Precision("cpu", None), Precision("cpu", torch.bfloat16)
+DEVICE = torch.device("cpu")  # set by --device
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
+    def call():
         fn()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize(DEVICE)
+
+    for _ in range(warmup):
+        call()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        fn()
+        call()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
@@ -51,7 +57,7 @@ def forward_fn(G: torch.nn.Module, x: torch.Tensor, precision: Precision):
 
 def step_fn(config: Pix2PixConfig, precision: Precision, batch: int, size: int):
     torch.manual_seed(0)
-    model = Pix2Pix(config, "cpu", precision, total_steps=1000)
+    model = Pix2Pix(config, DEVICE, precision, total_steps=1000)
     model.set_input({"A": torch.rand(batch, 3, size, size) * 2 - 1, "B": torch.rand(batch, 3, size, size) * 2 - 1})
     return model.optimize_parameters
 
@@ -76,6 +82,7 @@ def conv_kernels(fn) -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", help="cpu (the question this benchmark answers), cuda or auto")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--official", action="store_true", help="also unet_256 @256 (bf16 takes minutes without AVX-512-bf16)")
     p.add_argument("--profile", action="store_true", help="also print the costliest ops of the demo forward")
@@ -83,6 +90,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    global DEVICE, FP32, BF16
+    DEVICE = pick_device(args.device)
+    FP32, BF16 = Precision(DEVICE.type, None), Precision(DEVICE.type, torch.bfloat16)
+    print(f"device: {describe(DEVICE)}")
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), ATen CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, oneDNN native bf16: {native}, "
@@ -90,14 +101,14 @@ def main(argv=None) -> int:
 
     demo = Pix2PixConfig(netG="unet_128", ngf=16, ndf=16, load_size=128, crop_size=128)
     torch.manual_seed(0)
-    G = UnetGenerator(num_downs=7, ngf=16).eval()
-    x = torch.rand(4, 3, 128, 128) * 2 - 1
+    G = UnetGenerator(num_downs=7, ngf=16).eval().to(DEVICE)
+    x = (torch.rand(4, 3, 128, 128) * 2 - 1).to(DEVICE)
     compare("demo U-Net forward (unet_128 ngf 16, batch 4 @128)", lambda pr: forward_fn(G, x, pr), args.repeats)
     compare("demo training step (G + D, D then G, batch 4 @128)", lambda pr: step_fn(demo, pr, 4, 128), args.repeats)
     if args.official:
         torch.manual_seed(0)
-        G256 = UnetGenerator(num_downs=8).eval()
-        x256 = torch.rand(1, 3, 256, 256) * 2 - 1
+        G256 = UnetGenerator(num_downs=8).eval().to(DEVICE)
+        x256 = (torch.rand(1, 3, 256, 256) * 2 - 1).to(DEVICE)
         compare("official U-Net forward (unet_256 ngf 64, batch 1 @256)", lambda pr: forward_fn(G256, x256, pr),
                 args.repeats)
         compare("official training step (batch 1 @256)", lambda pr: step_fn(Pix2PixConfig(), pr, 1, 256), args.repeats)
@@ -107,7 +118,7 @@ def main(argv=None) -> int:
         fn = forward_fn(G, x, precision)
         fn()
         print(f"  {precision.name:<14} forward: {', '.join(conv_kernels(fn))}")
-    if not native:
+    if not native and DEVICE.type == "cpu":
         print("  no native bf16 in oneDNN here: bf16 convolutions take PyTorch's reference kernels "
               "(_slow_conv2d_forward, slow_conv_transpose2d), so fp32 (oneDNN, mkldnn_convolution) is faster")
 

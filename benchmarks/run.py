@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # all lessons, on the default device
     python benchmarks/run.py --device cuda   # on a GPU (see gpu_check.sh)
     python benchmarks/run.py cyclegan pix2pix
+    python benchmarks/run.py --threads 1     # one CPU thread each (a shared or busy machine)
 
 Each ``bench_<lesson>.py`` times the project's fast path against a plain fp32 eager baseline of the same
 networks *in the same process*, and prints the ratio: the machine's noise cancels in a ratio, not in a time.
@@ -22,7 +23,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("lessons", nargs="*", help="which bench_<lesson>.py to run (default: all)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="torch CPU threads in every benchmark (default: torch's choice)")
     args, rest = parser.parse_known_args()
+    if args.threads:
+        rest = ["--threads", str(args.threads), *rest]
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.lessons:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in args.lessons]
