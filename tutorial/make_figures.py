@@ -372,15 +372,25 @@ def section_demo() -> None:
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.set_default_timeout(60_000)
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+                page.get_by_role("tab").first.wait_for(state="visible")
+                page.wait_for_timeout(2000)  # the first tab fills its pictures when the page opens
                 tabs = page.get_by_role("tab")
                 names = [tabs.nth(i).inner_text().strip() for i in range(tabs.count())]
                 for i, name in enumerate(names):
                     page.get_by_role("tab", name=name).first.click()
                     page.wait_for_timeout(800)
+                    if name == "Image-to-image":  # show a result, as in class: an example through every model
+                        page.locator("#translate-examples button.gallery-item").first.click()
+                        page.wait_for_timeout(500)
+                        page.locator("#translate-run").click()
+                        page.wait_for_function(
+                            """() => { const imgs = [...document.querySelectorAll('#translate-outputs img')];
+                                       return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 0); }""")
+                        page.wait_for_timeout(500)
                     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or f"tab{i}"
                     path = asset(f"demo-{slug}.png")
-                    page.screenshot(path=str(path))
+                    page.screenshot(path=str(path), full_page=(name == "Image-to-image"))
                     Image.open(path).convert("RGB").save(path)
                     shots.append((name, path.name))
             finally:
