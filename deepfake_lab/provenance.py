@@ -3,7 +3,13 @@
 * a visible label ("SYNTHETIC - made with deepfake_lab") drawn on a strip below the image, so it
   survives screenshots and does not hide any pixel of the result;
 * machine-readable provenance in PNG text chunks (``synthetic=true``, the generator, the model,
-  the time, and an IPTC digital-source-type URI that content-credential readers understand).
+  the time, and an IPTC digital-source-type URI that content-credential readers understand);
+* C2PA content credentials (https://c2pa.org), with the ``c2pa-python`` package: a signed manifest
+  inside the PNG (and MP4/GIF) whose ``c2pa.actions`` assertion says the file was created by a trained
+  model (IPTC ``trainedAlgorithmicMedia``). Any C2PA reader shows it (``c2patool``,
+  contentcredentials.org/verify). The signing certificate is a local one, made on first use and kept in
+  the package's cache folder: readers report it as *untrusted* (no public authority vouches for it), but
+  the signature proves the file has not changed since it was signed, and the statement travels with it.
 
 Labelling can be switched off only in code (``label=False``), for example to compute metrics on raw
 outputs; the command line and the app always label.
@@ -11,15 +17,23 @@ outputs; the command line and the app always label.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import io
 import json
+import logging
 import os
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 __all__ = ["LABEL_TEXT", "REFERENCE_TEXT", "label_image", "provenance_info", "save_labelled_png", "save_reference_png",
-           "read_provenance"]
+           "read_provenance", "sign_content_credentials", "read_content_credentials", "credential_actions",
+           "content_credentials_available"]
+
+log = logging.getLogger(__name__)
 
 LABEL_TEXT = "SYNTHETIC - made with deepfake_lab"
 #: IPTC NewsCodes "digital source type" for media created by a trained model
@@ -124,8 +138,156 @@ def save_labelled_png(image: Image.Image, path: str | os.PathLike, details: dict
     meta = PngImagePlugin.PngInfo()
     for key, value in provenance_info(details).items():
         meta.add_itxt(key, value)
-    image.save(path, format="PNG", pnginfo=meta)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=meta)
+    if not sign_content_credentials(buffer, path, "image/png", details):
+        path.write_bytes(buffer.getvalue())  # no C2PA library: the label and the text chunks still say it
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# C2PA content credentials
+# ---------------------------------------------------------------------------------------------------------------
+_SIGN_LOCK = threading.Lock()
+
+
+def content_credentials_available() -> bool:
+    """Whether C2PA manifests can be written here (the ``c2pa-python`` package imports)."""
+    try:
+        import c2pa  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _identity_file() -> Path:
+    from .data.embedded import cache_dir
+
+    return cache_dir() / "c2pa" / "local-signer.json"
+
+
+def _make_identity() -> dict[str, str]:
+    """A local certificate authority and an ES256 signing certificate issued by it (C2PA does not accept a
+    self-signed end certificate): PEM texts of the signer's key and of the chain (signer first, then CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "deepfake_lab (local, not a public authority)")])
+
+    def usage(sign: bool, certs: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=sign, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=certs, crl_sign=certs,
+                             encipher_only=False, decipher_only=False)
+
+    now = _dt.datetime.now(_dt.timezone.utc)
+    start, end = now - _dt.timedelta(days=1), now + _dt.timedelta(days=3650)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = name("deepfake_lab local certificate authority")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(usage(sign=False, certs=True), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    signer = (x509.CertificateBuilder().subject_name(name("deepfake_lab generated media")).issuer_name(ca_name)
+              .public_key(key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(start).not_valid_after(end)
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(usage(sign=True, certs=False), critical=True)
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return {"key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
+            "chain": (signer.public_bytes(pem) + ca.public_bytes(pem)).decode()}
+
+
+@functools.lru_cache(maxsize=1)
+def _signer():
+    """The C2PA signer of this machine, its key and certificates made on first use (one file, written
+    atomically and readable by its owner only, so that concurrent first uses agree on one identity)."""
+    import c2pa
+
+    path = _identity_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".local-signer.", dir=path.parent)  # 0600: the private key is in it
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(_make_identity()))
+        os.replace(tmp, path)
+    identity = json.loads(path.read_text())
+    info = c2pa.C2paSignerInfo(alg=b"es256", sign_cert=identity["chain"].encode(),
+                               private_key=identity["key"].encode(), ta_url=None)
+    return c2pa.Signer.from_info(info)
+
+
+def _manifest(title: str, details: dict[str, Any] | None) -> str:
+    from . import __version__
+
+    action: dict[str, Any] = {"action": "c2pa.created", "digitalSourceType": IPTC_TRAINED_ALGORITHMIC_MEDIA,
+                              "softwareAgent": {"name": "deepfake_lab", "version": __version__}}
+    if details:
+        action["parameters"] = {"description": json.dumps(details, sort_keys=True, default=str)[:2000]}
+    return json.dumps({"title": title, "claim_generator_info": [{"name": "deepfake_lab", "version": __version__}],
+                       "assertions": [{"label": "c2pa.actions", "data": {"actions": [action]}}]})
+
+
+def sign_content_credentials(source: io.BytesIO | str | os.PathLike, dest: str | os.PathLike, mime: str,
+                             details: dict[str, Any] | None = None) -> bool:
+    """Write ``source`` (bytes in memory or a file) to ``dest`` with a signed C2PA manifest that says it was
+    created by a trained model. Returns False, writing nothing, when the C2PA library is not installed or
+    signing fails (logged): the caller then writes the file without it. ``dest`` may be ``source``'s path."""
+    if not content_credentials_available():
+        return False
+    import c2pa
+
+    dest = Path(dest)
+    data = source.getvalue() if isinstance(source, io.BytesIO) else Path(source).read_bytes()
+    out = io.BytesIO()
+    try:
+        with _SIGN_LOCK:  # one signer for the process; C2PA's native code is not documented as thread-safe
+            builder = c2pa.Builder(_manifest(dest.name, details))
+            builder.sign(_signer(), mime, io.BytesIO(data), out)
+    except Exception as err:  # noqa: BLE001 - never lose the output over its credentials
+        log.warning("%s: C2PA content credentials not added (%s: %s)", dest, type(err).__name__, err)
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(out.getvalue())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, dest)  # readers see the old file or the signed one, never half of it
+    return True
+
+
+def read_content_credentials(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The C2PA manifest store of a file as a dict (``active_manifest``, ``manifests``, ``validation_status``
+    ...), or None when it has none or no C2PA library is installed."""
+    if not content_credentials_available():
+        return None
+    import c2pa
+
+    try:
+        with c2pa.Reader(str(path)) as reader:
+            return json.loads(reader.json())
+    except c2pa.C2paError:
+        return None
+
+
+def credential_actions(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The actions of the active C2PA manifest of a file (``[]`` when it has none): for this package's
+    outputs, one ``c2pa.created`` action with ``digitalSourceType`` trainedAlgorithmicMedia."""
+    store = read_content_credentials(path)
+    if not store:
+        return []
+    manifest = store["manifests"][store["active_manifest"]]
+    return [action for assertion in manifest.get("assertions", []) if assertion["label"].startswith("c2pa.actions")
+            for action in assertion["data"].get("actions", [])]
 
 
 def read_provenance(path_or_image) -> dict[str, str]:

@@ -23,7 +23,7 @@ from deepfake_lab.app import build_app, host_warning, launch_options, parse_auth
 from deepfake_lab.app import tab_about, tab_gan  # noqa: E402
 from deepfake_lab.app.common import ModelUnavailable  # noqa: E402
 from deepfake_lab.device import describe  # noqa: E402
-from deepfake_lab.provenance import LABEL_TEXT, save_labelled_png  # noqa: E402
+from deepfake_lab.provenance import LABEL_TEXT, credential_actions, save_labelled_png  # noqa: E402
 
 STRIP_RED = (200, 20, 20)  # the colour of the label strip (deepfake_lab.provenance.label_image)
 CELL = 34  # a 32x32 digit plus the 2-pixel grid padding (viz.to_grid_image)
@@ -59,6 +59,8 @@ def open_labelled_png(path) -> tuple[Image.Image, dict]:
     rgb, text, details = open_strip_png(path, STRIP_RED)
     assert text.get("synthetic") == "true"
     assert "trainedAlgorithmicMedia" in text.get("DigitalSourceType", "")
+    sources = [action.get("digitalSourceType", "") for action in credential_actions(path)]
+    assert any("trainedAlgorithmicMedia" in s for s in sources), f"{path}: no C2PA content credentials"
     return rgb, details
 
 

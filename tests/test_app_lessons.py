@@ -188,7 +188,13 @@ def test_twenty_concurrent_image_to_image_requests_are_all_answered(client):
     inputs = [e.input for e in tab_translate.examples()]
     jobs = [client.submit(handle_file(str(inputs[i % len(inputs)])), "", "auto", api_name="/image_to_image")
             for i in range(20)]
-    results = [job.result(timeout=180) for job in jobs]
+    results, errors = [], []
+    for job in jobs:
+        try:
+            results.append(job.result(timeout=180))
+        except Exception as err:  # noqa: BLE001 - report every failed request, not only the first
+            errors.append(f"{type(err).__name__}: {err}")
+    assert not errors, f"{len(errors)} of 20 requests failed: {errors[:3]}"
     assert len(results) == 20
     for gallery, pair, *_ in results:
         assert len(gallery) == 3

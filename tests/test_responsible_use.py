@@ -16,12 +16,26 @@ import pytest
 from PIL import Image
 
 from deepfake_lab import cli
-from deepfake_lab.provenance import LABEL_TEXT, read_provenance
+from deepfake_lab.provenance import (IPTC_TRAINED_ALGORITHMIC_MEDIA, LABEL_TEXT, credential_actions,
+                                     read_content_credentials, read_provenance)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "deepfake_lab" / "assets" / "examples"
 WEIGHTS = ROOT / "deepfake_lab" / "assets" / "weights"
 STRIP_RED = (200, 20, 20)  # deepfake_lab.provenance.label_image
+
+
+def assert_content_credentials(path: Path) -> None:
+    """A signed C2PA manifest that says "created by a trained model", whose signature checks out (the
+    local signing certificate is reported untrusted, which is expected: no public authority issued it)."""
+    store = read_content_credentials(path)
+    assert store, f"{path}: no C2PA manifest"
+    sources = [action.get("digitalSourceType") for action in credential_actions(path)]
+    assert IPTC_TRAINED_ALGORITHMIC_MEDIA in sources, f"{path}: C2PA actions {sources}"
+    success = {item["code"] for item in store["validation_results"]["activeManifest"]["success"]}
+    assert "claimSignature.validated" in success, f"{path}: signature not validated: {store['validation_results']}"
+    problems = {item["code"] for item in store.get("validation_status", [])}
+    assert problems <= {"signingCredential.untrusted"}, f"{path}: C2PA validation problems {problems}"
 
 
 def assert_labelled_png(path: Path, model_name: str) -> dict:
@@ -38,6 +52,7 @@ def assert_labelled_png(path: Path, model_name: str) -> dict:
     assert "trainedAlgorithmicMedia" in info["DigitalSourceType"]
     details = json.loads(info["deepfake_lab"])
     assert model_name in json.dumps(details), f"{path}: provenance does not name the model {model_name}: {details}"
+    assert_content_credentials(path)
     return details
 
 
@@ -83,10 +98,27 @@ def test_animate_labels_the_video_file_and_its_frames(tmp_path, suffix):
     run("animate", "--example", "-o", out, "--max-frames", 6, "--no-progress", "--device", "cpu")
     meta = read_video_metadata(out)
     assert LABEL_TEXT.split()[0] in meta.get("comment", ""), f"{out}: no synthetic label in the metadata: {meta}"
+    assert_content_credentials(out)
     frames = read_video(out).frames
     assert len(frames) == 6
     bottom = frames[0][-3:, :, :].reshape(-1, 3).astype(int)
     assert (np.abs(bottom - STRIP_RED).sum(axis=1) < 60).mean() > 0.5, "no visible label strip in the frames"
+
+
+def test_content_credentials_reveal_a_changed_image(tmp_path):
+    """The C2PA signature covers the pixels: change one and every reader reports the mismatch."""
+    from deepfake_lab.provenance import save_labelled_png
+
+    path = save_labelled_png(Image.new("RGB", (64, 64), (40, 90, 160)), tmp_path / "signed.png", {"model": "test"})
+    assert_content_credentials(path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IDAT") + 8  # inside the compressed pixel data
+    data[start] ^= 0xFF
+    tampered = tmp_path / "tampered.png"
+    tampered.write_bytes(bytes(data))
+    store = read_content_credentials(tampered)
+    problems = {item["code"] for item in store.get("validation_status", [])}
+    assert problems - {"signingCredential.untrusted"}, f"a changed file still validated: {problems}"
 
 
 @pytest.mark.parametrize("document", ["README.md", "tutorial/deepfake-generation.md",

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data import DataError
-from ..provenance import label_image, provenance_info
+from ..provenance import label_image, provenance_info, sign_content_credentials
 
 __all__ = ["SYNTHETIC_COMMENT", "label_frames", "write_labelled_video", "read_video_metadata"]
 
@@ -72,6 +72,7 @@ def write_labelled_video(path: str | os.PathLike, frames: Sequence[np.ndarray], 
         durations = [int(max(d, 10)) for d in np.diff(ticks)]
         images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0,
                        comment=tags["comment"].encode("utf-8"))
+        sign_content_credentials(path, path, "image/gif", details)  # C2PA manifest, when the library is there
         return path
     import av
 
@@ -91,6 +92,7 @@ def write_labelled_video(path: str | os.PathLike, frames: Sequence[np.ndarray], 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    sign_content_credentials(path, path, "video/mp4", details)  # C2PA manifest, when the library is there
     return path
 
 
