@@ -705,6 +705,8 @@ def add_train_command(train_subparsers) -> None:
     p.add_argument("--netG", choices=sorted(UNET_LEVELS), help="U-Net depth (default unet_256; demo unet_128)")
     p.add_argument("--ngf", type=int, help="generator width (64 official)")
     p.add_argument("--ndf", type=int, help="discriminator width (64 official)")
+    p.add_argument("--n-layers-D", type=int, dest="n_layers_D", choices=(1, 2, 3, 4, 5),
+                   help="PatchGAN depth 1-5: patches of 16, 34, 70 (3, the paper's), 142 or 286 pixels")
     p.add_argument("--objective", choices=("l1+cgan", "l1", "cgan"), help="the paper's ablation (default l1+cgan)")
     p.add_argument("--lambda-l1", type=float, dest="lambda_L1", help="weight of the L1 term (100)")
     p.add_argument("--lr", type=float, help="Adam learning rate (2e-4)")
@@ -722,7 +724,8 @@ def _train_command(args: argparse.Namespace) -> int:
 
     config, loop, data = PRESETS[args.preset]
     data = args.data or data
-    changes = {k: getattr(args, k) for k in ("direction", "netG", "ngf", "ndf", "objective", "lambda_L1", "lr")
+    changes = {k: getattr(args, k) for k in ("direction", "netG", "ngf", "ndf", "n_layers_D", "objective", "lambda_L1",
+                                            "lr")
                if getattr(args, k, None) is not None}
     if args.direction is None and Path(data).name == "facades":  # stored photo | labels: labels -> photo is BtoA
         changes["direction"] = "BtoA"
