@@ -333,12 +333,12 @@ def test_train_command_runs_and_exports_loadable_weights(tmp_path, capsys):
         _save(np.concatenate([a, b], 1), tmp_path / "data" / "train" / f"{i}.png")
     out, export = tmp_path / "run", tmp_path / "g.safetensors"
     code = cli.main(["train", "pix2pix", "--preset", "demo", "--data", str(tmp_path / "data"), "--steps", "2",
-                     "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--out", str(out), "--no-progress",
-                     "--sample-every", "2", "--export", str(export), "--device", "cpu"])
+                     "--batch-size", "2", "--ngf", "4", "--ndf", "4", "--n-layers-D", "2", "--out", str(out),
+                     "--no-progress", "--sample-every", "2", "--export", str(export), "--device", "cpu"])
     assert code == 0
     assert (out / "losses.csv").exists() and (out / "samples" / "step-0000002.png").exists()
     meta = read_metadata(export)
-    assert meta["kind"] == "pix2pix" and meta["config"]["ngf"] == 4
+    assert meta["kind"] == "pix2pix" and meta["config"]["ngf"] == 4 and meta["config"]["n_layers_D"] == 2
     G, config = load_generator(export)
     assert config.netG == "unet_128" and next(G.parameters()).dtype == torch.float32
     assert translate(G, torch.zeros(1, 3, 128, 128)).shape == (1, 3, 128, 128)
