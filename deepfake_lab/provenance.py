@@ -101,15 +101,22 @@ def save_reference_png(image: Image.Image, path: str | os.PathLike, details: dic
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     labelled = label_image(image, REFERENCE_TEXT, REFERENCE_COLOUR, short_text="REAL", fit_text=LABEL_TEXT)
-    meta = PngImagePlugin.PngInfo()
     info = {"synthetic": "false", "Software": f"deepfake_lab {__version__}",
             "Description": "A real image (an input or a ground truth) shown beside generated ones; not generated."}
     if details:
         info["deepfake_lab"] = json.dumps(details, sort_keys=True, default=str)
-    for key, value in info.items():
-        meta.add_itxt(key, value)
-    labelled.save(path, format="PNG", pnginfo=meta)
+    path.write_bytes(_png_bytes(labelled, info))
     return path
+
+
+def _png_bytes(image: Image.Image, text: dict[str, str]) -> bytes:
+    """``image`` encoded as PNG with ``text`` as iTXt chunks."""
+    meta = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        meta.add_itxt(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=meta)
+    return buffer.getvalue()
 
 
 def provenance_info(details: dict[str, Any] | None = None) -> dict[str, str]:
@@ -135,11 +142,7 @@ def save_labelled_png(image: Image.Image, path: str | os.PathLike, details: dict
     path.parent.mkdir(parents=True, exist_ok=True)
     if label:
         image = label_image(image)
-    meta = PngImagePlugin.PngInfo()
-    for key, value in provenance_info(details).items():
-        meta.add_itxt(key, value)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=meta)
+    buffer = io.BytesIO(_png_bytes(image, provenance_info(details)))
     if not sign_content_credentials(buffer, path, "image/png", details):
         path.write_bytes(buffer.getvalue())  # no C2PA library: the label and the text chunks still say it
     return path

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..data import DataError
+from ..data.video import write_video
 from ..provenance import label_image, provenance_info, sign_content_credentials
 
 __all__ = ["SYNTHETIC_COMMENT", "label_frames", "write_labelled_video", "read_video_metadata"]
@@ -74,24 +74,7 @@ def write_labelled_video(path: str | os.PathLike, frames: Sequence[np.ndarray], 
                        comment=tags["comment"].encode("utf-8"))
         sign_content_credentials(path, path, "image/gif", details)  # C2PA manifest, when the library is there
         return path
-    import av
-
-    h, w = labelled[0].shape[:2]
-    pad_h, pad_w = h % 2, w % 2
-    with av.open(str(path), mode="w") as container:
-        for key, value in tags.items():
-            container.metadata[key] = value
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = w + pad_w, h + pad_h
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for f in labelled:
-            if pad_h or pad_w:
-                f = np.pad(f, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(path, labelled, fps, crf=crf, metadata=tags)
     sign_content_credentials(path, path, "video/mp4", details)  # C2PA manifest, when the library is there
     return path
 

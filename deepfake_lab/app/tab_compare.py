@@ -117,10 +117,10 @@ def compare(ctx: AppContext, image_path, choice_a: str, choice_b: str, direction
         outputs[side] = ctx.outputs.png(output, {"what": f"checkpoint {side}", "input": name, "tab": TITLE,
                                                  **entry.translator.details, "name": entry.name,
                                                  "latency_ms": round(ms, 1)})
-        p, s = translate._scores(output, truth) if truth is not None else ("—", "—")
+        p, s = translate.quality_scores(output, truth) if truth is not None else ("—", "—")
         rows.append([side, entry.name, f"{ms:.1f}", p, s])
     if truth is not None:
-        p, s = translate._scores(image, truth)
+        p, s = translate.quality_scores(image, truth)
         rows.append(["", "input unchanged (baseline)", "—", p, s])
     summary = f"**Input** `{name}`, {image.width}x{image.height} pixels"
     if truth is not None:

@@ -310,7 +310,7 @@ class Translation:
     pairs: dict[str, tuple[str, str]] = field(default_factory=dict)  # model name -> (input, output) for the slider
 
 
-def _scores(output: Image.Image, truth: Image.Image) -> tuple[str, str]:
+def quality_scores(output: Image.Image, truth: Image.Image) -> tuple[str, str]:
     """PSNR (dB) and SSIM of ``output`` against ``truth`` (both 8-bit RGB of one size), formatted."""
     from ..data.images import pil_to_tensor
     from ..metrics import psnr, ssim
@@ -362,11 +362,11 @@ def translate_image(ctx: AppContext, image_path, checkpoint: str | None = "", sh
         gallery.append((path, f"{ms:.0f} ms · {entry.name}"))  # latency first: long captions are cut short
         pairs[entry.name] = (str(before), str(path))
         scored = truth is not None and (entry.task is None or entry.task == example.task)
-        p, s = _scores(output, truth) if scored else ("—", "—")
+        p, s = quality_scores(output, truth) if scored else ("—", "—")
         rows.append([entry.name, TASKS.get(entry.task, "unknown (your file)"), f"{ms:.1f}", p, s])
     truth_png = None
     if truth is not None:
-        p, s = _scores(image, truth)
+        p, s = quality_scores(image, truth)
         rows.append(["input unchanged (baseline)", TASKS[example.task], "—", p, s])
         truth_png = ctx.outputs.reference_png(truth, {**base, "what": "ground truth", "example": example.caption,
                                             "note": "the true answer of a held-out example"})

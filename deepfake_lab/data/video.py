@@ -112,11 +112,12 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None, start: in
 
 
 def write_video(path: str | os.PathLike, frames, fps: float = 25.0, codec: str = "libx264",
-                crf: int = 18) -> Path:
+                crf: int = 18, metadata: dict[str, str] | None = None) -> Path:
     """Encode ``frames`` ((T, H, W, 3) uint8 RGB, or a list of such arrays) to ``path``.
 
     H.264 with yuv420p (plays everywhere) needs even sizes: odd widths/heights are padded by one
     pixel (edge colour). ``crf`` 18 is visually lossless; 0 is lossless (``codec="libx264"`` only).
+    ``metadata``: container tags (e.g. ``comment``), written before the frames.
     """
     import av
 
@@ -137,6 +138,8 @@ def write_video(path: str | os.PathLike, frames, fps: float = 25.0, codec: str =
     path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(1001)
     with av.open(str(path), mode="w") as container:
+        for key, value in (metadata or {}).items():
+            container.metadata[key] = value
         stream = container.add_stream(codec, rate=rate)
         stream.width, stream.height = w + pad_w, h + pad_h
         stream.pix_fmt = "yuv420p"
