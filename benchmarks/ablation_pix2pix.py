@@ -17,7 +17,8 @@ card this script writes too.
     python benchmarks/ablation_pix2pix.py --jobs 1 --threads 2  # one after the other
 
 Runs whose folder already holds the final checkpoint are not trained again (the loop resumes and
-finds nothing to do); ``--no-train`` only evaluates finished runs and rewrites the tables.
+finds nothing to do); ``--no-train`` only evaluates finished runs and rewrites the tables;
+``--score W [W ...]`` only prints a row for each weights file (e.g. the PatchGAN-size runs).
 """
 from __future__ import annotations
 
@@ -125,7 +126,17 @@ def main(argv=None) -> int:
     p.add_argument("--results", default=str(WEIGHTS / "pix2pix-ablation.md"))
     p.add_argument("--card", default=str(WEIGHTS / f"{DEMO_NAME}.md"), help="model card of the exported weights")
     p.add_argument("--no-train", action="store_true", help="only evaluate finished runs and write the tables")
+    p.add_argument("--score", nargs="+", metavar="WEIGHTS",
+                   help="only score these weights files on the held-out frames (eval mode) and print a table "
+                        "row each, e.g. runs of other --n-layers-D; writes nothing")
     args = p.parse_args(argv)
+    if args.score:
+        print(HEADER.replace("generator", "weights"))
+        for path in args.score:
+            G, cfg = load_generator(path)
+            print(row(f"{path} (PatchGAN depth {cfg.n_layers_D})",
+                      face_task_report(G, cfg, mode="eval", baselines=False)["pix2pix"]))
+        return 0
 
     runs = Path(args.out)
     if args.no_train:  # tables from finished runs only

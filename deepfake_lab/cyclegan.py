@@ -726,7 +726,8 @@ def run_generator(G: nn.Module, images: torch.Tensor, precision: Precision | Non
 
 @torch.no_grad()
 def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: int | None = None,
-                   precision: Precision | None = None, direction: str = "AtoB") -> dict[str, Any]:
+                   precision: Precision | None = None, direction: str = "AtoB",
+                   perceptual: bool = False) -> dict[str, Any]:
     """Measure G on held-out pairs: ``<root>/<phase>A/f`` translated, against the truth ``<root>/<phase>B/f``
     (``direction="BtoA"``: measure F, from ``<phase>B`` to ``<phase>A``).
 
@@ -734,9 +735,11 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     ``photo2winter``); official sets like horse2zebra have no such truth. The outputs are rounded to
     8 bits, as a saved image would be. Returns PSNR (dB), SSIM and mean absolute error (in [0, 1] units)
     of G(x) and, as the baseline, of the identity (x itself) against the truth, averaged over the images.
+    ``perceptual``: also LPIPS with the AlexNet (``lpips_alex``) and VGG (``lpips``) heads (NaN when their
+    weights are not installed: ``deepfake-lab setup-weights``).
     """
     from .data.images import list_images, load_image, pil_to_tensor
-    from .metrics import psnr, ssim
+    from .metrics import lpips, psnr, ssim
 
     root = Path(root)
     src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
@@ -751,8 +754,14 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     fake = fake.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)          # as saved: 8 bits
 
     def scores(pred: torch.Tensor) -> dict[str, float]:
-        return {"psnr": round(psnr(pred, y), 3), "ssim": round(ssim(pred, y), 4),
-                "l1": round(float((pred - y).abs().mean() / 2), 4)}
+        out = {"psnr": round(psnr(pred, y), 3), "ssim": round(ssim(pred, y), 4),
+               "l1": round(float((pred - y).abs().mean() / 2), 4)}
+        for key, net in (("lpips_alex", "alex"), ("lpips", "vgg")) if perceptual else ():
+            try:
+                out[key] = round(lpips(pred, y, net=net), 4)
+            except FileNotFoundError:
+                out[key] = float("nan")
+        return out
 
     return {"images": len(files), "size": list(x.shape[-2:]), "G": scores(fake), "identity": scores(x)}
 
@@ -903,7 +912,9 @@ def _train_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
     metrics = None
     if (root / "testA").is_dir() and (root / "testB").is_dir() and (root / "manifest.json").exists():
-        metrics = evaluate_pairs(model.nets["G"].eval(), root)  # held-out pairs with a ground truth
+        # held-out pairs with a ground truth: G on testA -> testB, F on testB -> testA
+        metrics = evaluate_pairs(model.nets["G"].eval(), root, perceptual=True)
+        metrics["F"] = evaluate_pairs(model.nets["F"].eval(), root, direction="BtoA", perceptual=True)["G"]
         model.train()
     summary = {"data": str(args.data), "step": result.step, "seconds": round(result.seconds, 1),
                "cpu_seconds": round(cpu_seconds, 1), "device": str(device), "precision": model.precision.name,
