@@ -257,7 +257,9 @@ def sign_content_credentials(source: io.BytesIO | str | os.PathLike, dest: str |
             builder = c2pa.Builder(_manifest(dest.name, details))
             builder.sign(_signer(), mime, io.BytesIO(data), out)
     except Exception as err:  # noqa: BLE001 - never lose the output over its credentials
-        log.warning("%s: C2PA content credentials not added (%s: %s)", dest, type(err).__name__, err)
+        log.warning("%s: C2PA content credentials not added (%s: %s); the visible label and the metadata are "
+                    "there. If the local signing identity %s is damaged, delete it: a new one is made on next use",
+                    dest, type(err).__name__, err, _identity_file())
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
