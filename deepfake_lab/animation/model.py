@@ -32,12 +32,12 @@ import torch
 from torch import nn
 
 from ..device import Precision
-from ..train import LessonModel
+from ..train import LessonModel, LoopConfig
 from .equivariance import RandomTransform, equivariance_jacobian_loss, equivariance_value_loss
 from .generator import OcclusionAwareGenerator
 from .keypoints import KPDetector
 
-__all__ = ["AnimationConfig", "PRESETS", "FirstOrderModel", "AnimationModel", "build_networks",
+__all__ = ["AnimationConfig", "PRESETS", "LOOP_PRESETS", "FirstOrderModel", "AnimationModel", "build_networks",
            "OFFICIAL_PARAMETER_COUNTS", "gpu_check_generator"]
 
 #: parameter counts of the official vox-256 networks (first-order-model, ``config/vox-256.yaml``)
@@ -135,6 +135,14 @@ PRESETS: dict[str, AnimationConfig] = {
         dm_block_expansion=16, dm_max_features=128, dm_num_blocks=3, dm_scale_factor=0.5,
         scales=(0.5,), perceptual_layers=("relu1_1", "relu2_1", "relu3_1"), perceptual_weights=(10.0, 10.0, 10.0),
         l1_weight=10.0, lr=5e-4, cpu_bf16=False),
+}
+
+#: loop settings of each preset (the paper: batch 40, 100 epochs of 75 repeats of VoxCeleb)
+LOOP_PRESETS: dict[str, LoopConfig] = {
+    "default": LoopConfig(steps=100_000, batch_size=40, out_dir="runs/animation", sample_every=1000,
+                          checkpoint_every=2000, log_every=50),
+    "demo": LoopConfig(steps=1300, batch_size=8, out_dir="runs/animation", sample_every=200, checkpoint_every=200,
+                       log_every=10),
 }
 
 

@@ -1,8 +1,17 @@
 """``deepfake-lab``: the command line.
 
-Each lesson module adds its own commands (``add_commands(subparsers)``) and its training
-sub-command (``add_train_command(train_subparsers)``); this file holds only what they share: the
-loop and device flags, presets, and turning errors into one clear line instead of a traceback.
+Every command is written once, here, and reads the lesson table (:mod:`deepfake_lab.lessons`) for what
+differs between lessons:
+
+* :mod:`.train`: ``deepfake-lab train <lesson>``, one command for every lesson (device, precision, seed,
+  loop, DDP, held-out evaluation, export);
+* :mod:`.generate`: ``sample``, ``translate``, ``import``, ``swap`` (every output labelled synthetic);
+* :mod:`.animate`: ``animate`` and ``animate-eval``;
+* :mod:`.data`: ``fetch``, ``eval``, ``setup-weights``;
+* :mod:`.demo`: ``demo``, the classroom app.
+
+This module holds what they share: the loop and device flags, and turning errors into one clear line
+instead of a traceback.
 
     deepfake-lab train gan --data ring8 --out runs/ring8
     deepfake-lab sample --model runs/ring8 -o samples.png
@@ -11,33 +20,15 @@ loop and device flags, presets, and turning errors into one clear line instead o
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import sys
 from dataclasses import fields, replace
 
-from .train import LoopConfig
+from ..errors import UserError
+from ..settings import quick_mode
+from ..train import LoopConfig
 
-#: modules that add commands, in the order they appear in ``--help``; a missing one is skipped
-COMMAND_MODULES = (
-    "deepfake_lab.gan",
-    "deepfake_lab.cyclegan",
-    "deepfake_lab.pix2pix",
-    "deepfake_lab.animation",
-    "deepfake_lab.faceswap",
-    "deepfake_lab.data.fetch",
-    "deepfake_lab.metrics",
-    "deepfake_lab.app",
-)
-
-
-class UserError(Exception):
-    """Wrong input from the user; printed as one line, exit status 2."""
-
-
-def quick_mode() -> bool:
-    """True when ``DEEPFAKE_LAB_QUICK=1``: CI and notebook tests shrink steps and sizes."""
-    return os.environ.get("DEEPFAKE_LAB_QUICK", "") not in ("", "0", "false", "False")
+__all__ = ["main", "build_parser", "UserError", "quick_mode", "add_device_arguments", "add_loop_arguments",
+           "loop_config_from_args"]
 
 
 def add_device_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,16 +37,18 @@ def add_device_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: bf16 autocast where it is faster for this model (default)")
 
 
-def add_loop_arguments(p: argparse.ArgumentParser, presets: dict[str, object] | None = None) -> None:
+def add_loop_arguments(p: argparse.ArgumentParser, presets=None) -> None:
     """The flags every ``deepfake-lab train <lesson>`` shares; unset ones come from the preset."""
     g = p.add_argument_group("training loop")
     if presets:
-        g.add_argument("--preset", default="default" if "default" in presets else next(iter(presets)),
-                       choices=sorted(presets), help="a named set of defaults (demo: small enough for a laptop CPU)")
+        names = list(presets)
+        g.add_argument("--preset", default="default" if "default" in names else names[0], choices=sorted(names),
+                       help="a named set of defaults (demo: small enough for a laptop CPU)")
     g.add_argument("--steps", type=int, help="total optimizer steps")
+    g.add_argument("--epochs", type=int, help="when --steps is not given: train this many epochs")
     g.add_argument("--batch-size", type=int, help="images (or points) per step, per process")
     g.add_argument("--out", help="run folder: checkpoints, samples, losses.csv, tb/ (default runs/<lesson>)")
-    g.add_argument("--seed", type=int, help="random seed (default 0)")
+    g.add_argument("--seed", type=int, help="random seed of the initial weights and the data order (default 0)")
     g.add_argument("--log-every", type=int)
     g.add_argument("--sample-every", type=int, help="save a sample grid every N steps (0: never)")
     g.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N steps")
@@ -88,36 +81,27 @@ def loop_config_from_args(args: argparse.Namespace, base: LoopConfig) -> LoopCon
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+    from . import animate, data, demo, generate, train
+
     parser = argparse.ArgumentParser(
         prog="deepfake-lab",
         description="How deepfakes are made, block by block. Every image it writes is labelled synthetic.")
-    from . import __version__
     parser.add_argument("--version", action="version", version=f"deepfake_lab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    train = sub.add_parser("train", help="train a lesson's model on the shared loop")
-    train_sub = train.add_subparsers(dest="lesson", metavar="LESSON")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name and (err.name == name or name.startswith(err.name + ".")):
-                continue  # that lesson has not landed yet
-            raise
-        if hasattr(module, "add_train_command"):
-            module.add_train_command(train_sub)
-        if hasattr(module, "add_commands"):
-            module.add_commands(sub)
+    for module in (train, generate, animate, data, demo):  # the order of ``--help``
+        module.add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoints import CheckpointError
+    from ..checkpoints import CheckpointError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
-        (parser if args.command != "train" else parser).print_help()
+        parser.print_help()
         return 2
     try:
         return int(func(args) or 0)
@@ -127,7 +111,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepfake-lab: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

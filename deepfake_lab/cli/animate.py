@@ -1,6 +1,5 @@
-"""``deepfake-lab train animation``, ``deepfake-lab animate`` and ``deepfake-lab animate-eval``.
+"""``deepfake-lab animate`` and ``deepfake-lab animate-eval``: lesson 4's First Order Motion Model at work.
 
-    deepfake-lab train animation --preset demo --out runs/animation          # ~25 CPU minutes
     deepfake-lab animate --source face.jpg --driving talk.mp4 -o out.mp4       # demo weights, face crops
     deepfake-lab animate --example -o out.gif --side-by-side                   # the embedded example
     deepfake-lab animate-eval --model runs/animation                           # held-out carphone scores
@@ -9,23 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from ..train import LoopConfig
-from .model import PRESETS
+from ..errors import UserError
 
-__all__ = ["add_train_command", "add_commands", "LOOP_PRESETS", "MAX_SIDE", "MAX_FRAMES"]
+__all__ = ["add_commands", "MAX_SIDE", "MAX_FRAMES"]
 
-#: loop settings of each preset (the paper: batch 40, 100 epochs of 75 repeats of VoxCeleb)
-LOOP_PRESETS = {
-    "default": LoopConfig(steps=100_000, batch_size=40, out_dir="runs/animation", sample_every=1000,
-                          checkpoint_every=2000, log_every=50),
-    "demo": LoopConfig(steps=1300, batch_size=8, out_dir="runs/animation", sample_every=200, checkpoint_every=200,
-                       log_every=10),
-}
 #: largest frame side accepted by ``animate`` (the model works on small crops; bigger inputs only cost memory)
 MAX_SIDE = 4096
 #: most driving frames accepted by default (``--max-frames`` changes it)
@@ -33,87 +23,11 @@ MAX_FRAMES = 3000
 
 
 # --------------------------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------------------------
-def add_train_command(train_subparsers) -> None:
-    """``deepfake-lab train animation``: the First Order Motion Model on the shared loop."""
-    from ..cli import add_loop_arguments
-
-    p = train_subparsers.add_parser(
-        "animation", help="image animation (First Order Motion Model, Siarohin et al. 2019) on talking-head videos",
-        description="Train the First Order Motion Model self-supervised on videos (pairs of frames of one video). "
-                    "--preset default is the official vox-256 setup (256x256, batch 40); --preset demo trains small "
-                    "networks at 64x64 on the offline carphone clip plus two portrait pseudo-videos on a CPU.")
-    p.add_argument("--data", help="'demo' (carphone frames 0-89 + portrait pseudo-videos; default) or a folder in "
-                                  "the official layout: root/train/<video> (frame folders, .mp4/.gif files or "
-                                  "image strips)")
-    p.add_argument("--image-size", type=int, help="frame size (256 official, 64 demo)")
-    p.add_argument("--num-kp", type=int, help="number of keypoints (10)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (2e-4)")
-    p.add_argument("--repeats", type=int, default=None, help="items per video per epoch (official num_repeats)")
-    p.add_argument("--export", help="also write the inference networks as fp16 safetensors here (demo weights)")
-    add_loop_arguments(p, LOOP_PRESETS)
-    p.set_defaults(func=_train_command)
-
-
-def build_dataset(data: str, size: int, repeats: int | None):
-    """The training set named by ``--data``."""
-    from ..cli import UserError
-    from ..data.animation_data import FramesDataset, demo_training_set
-
-    if data in ("demo", "carphone"):
-        return demo_training_set(size, repeats=repeats or 8)
-    if not Path(data).exists():
-        raise UserError(f"--data {data}: no such folder; use 'demo' or a folder of videos (root/train/<video>)")
-    return FramesDataset(data, size, split="train", repeats=repeats or 1)
-
-
-def _train_command(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..cli import loop_config_from_args
-    from ..device import pick_device, precision_for
-    from ..train import fit
-    from .evaluate import evaluate_carphone
-    from .importer import save_animation_model
-    from .model import AnimationModel
-
-    config = PRESETS[args.preset]
-    changes = {k: v for k, v in (("image_size", args.image_size), ("num_kp", args.num_kp), ("lr", args.lr))
-               if v is not None}
-    config = replace(config, **changes)
-    data = args.data or "demo"
-    dataset = build_dataset(data, config.image_size, args.repeats)
-    loop = loop_config_from_args(args, LOOP_PRESETS[args.preset])
-    device = pick_device(args.device)
-    precision = precision_for(device, config.cpu_bf16, args.precision)
-    model = AnimationModel(config, device, precision, total_steps=loop.steps)
-    counts = model.parameter_counts()
-    print(f"animation {args.preset} at {config.image_size}x{config.image_size} on {data}: {len(dataset)} pairs per "
-          f"epoch, {loop.steps} steps of batch {loop.batch_size}; kp_detector {counts['kp_detector']:,} + generator "
-          f"{counts['generator']:,} parameters; {device.type}, {precision.name}", file=sys.stderr)
-    result = fit(model, dataset, loop)
-    print(f"done: step {result.step} in {result.seconds:.0f} s; weights {result.weights}", file=sys.stderr)
-    scores = None
-    if data in ("demo", "carphone"):
-        scores = evaluate_carphone(model.inference_model())
-        print("held-out carphone frames 90-119:\n" + scores.table(), file=sys.stderr)
-    if args.export:
-        extra = {"steps": str(result.step), "data": data, "seconds": f"{result.seconds:.0f}",
-                 "batch_size": str(loop.batch_size)}
-        if scores is not None:
-            extra["carphone_heldout"] = scores.as_dict()
-        path = save_animation_model(model.inference_model(), args.export, dtype=torch.float16, extra=extra)
-        print(f"exported kp_detector + generator (fp16) to {path}", file=sys.stderr)
-    return 0
-
-
-# --------------------------------------------------------------------------------------------
 # Animation
 # --------------------------------------------------------------------------------------------
 def add_commands(subparsers) -> None:
     """``deepfake-lab animate`` and ``deepfake-lab animate-eval``."""
-    from ..cli import add_device_arguments
+    from . import add_device_arguments
 
     p = subparsers.add_parser(
         "animate", help="animate a face photo with the motion of a driving video (First Order Motion Model)",
@@ -149,7 +63,6 @@ def add_commands(subparsers) -> None:
 
 
 def _check_size(what: str, width: int, height: int) -> None:
-    from ..cli import UserError
 
     if max(width, height) > MAX_SIDE:
         raise UserError(f"{what}: {width}x{height} pixels is larger than the {MAX_SIDE}x{MAX_SIDE} this command "
@@ -176,7 +89,6 @@ def load_source_image(path: str) -> np.ndarray:
 
 def load_driving_video(path: str, max_frames: int) -> tuple[np.ndarray, float]:
     """Read the driving video (file or folder of frames) as ((T, H, W, 3) uint8, fps), with clear errors."""
-    from ..cli import UserError
     from ..data.animation_data import read_frames
     from ..data.video import read_video, video_info
 
@@ -197,11 +109,10 @@ def load_driving_video(path: str, max_frames: int) -> tuple[np.ndarray, float]:
 def _animate_command(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from ..cli import UserError
     from ..data.animation_data import example_driving_path, example_source_path
-    from .importer import load_animation_model
-    from .media import write_labelled_video
-    from .transfer import animate, resize_square, side_by_side
+    from ..animation.importer import load_animation_model
+    from ..animation.media import write_labelled_video
+    from ..animation.transfer import animate, resize_square, side_by_side
 
     out = Path(args.output)
     if out.suffix.lower() not in (".mp4", ".gif"):
@@ -240,9 +151,9 @@ def _animate_command(args: argparse.Namespace) -> int:
 
 
 def _eval_command(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_carphone, reconstruction_scores
-    from .importer import load_animation_model
-    from .transfer import crop_driving
+    from ..animation.evaluate import evaluate_carphone, reconstruction_scores
+    from ..animation.importer import load_animation_model
+    from ..animation.transfer import crop_driving
 
     model = load_animation_model(args.model, args.device, args.precision)
     if args.video:

@@ -1,0 +1,134 @@
+"""``deepfake-lab train <lesson>``: one command for every lesson of the table.
+
+What it does, in order, the same for every lesson:
+
+1. the preset (``--preset``) gives the model config and the loop config; the lesson's own flags
+   (its :class:`~deepfake_lab.lessons.Flag` s) override config fields, the loop flags the loop;
+2. the training data (``--data``) is opened before any network exists, so a wrong folder costs nothing;
+3. the device (``--device``) and the precision policy (``--precision``) are chosen;
+4. **the run's seed is set, then the networks are built**: ``--seed`` fixes the initial weights of
+   every lesson (and the data order, through the loop);
+5. :func:`deepfake_lab.train.fit` trains (progress bar, logs, atomic checkpoints, exact resume, DDP
+   under torchrun);
+6. the lesson's held-out evaluation runs on rank 0 and goes to the screen and ``metrics.json``;
+7. ``--export FILE`` writes the demo-weights file with the run's details (steps, seed, data, times,
+   metrics) in its metadata.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import UserError
+from ..lessons import LESSONS, Lesson
+from ..settings import quick_mode
+
+__all__ = ["add_commands", "train_lesson"]
+
+
+def add_commands(sub) -> None:
+    from . import add_loop_arguments
+
+    train = sub.add_parser("train", help="train a lesson's model on the shared loop")
+    train_sub = train.add_subparsers(dest="lesson", metavar="LESSON")
+    for row in LESSONS:
+        p = train_sub.add_parser(
+            row.name, help=f"lesson {row.number}: {row.title} ({row.paper})",
+            description=f"Train lesson {row.number}, {row.title} ({row.paper}), on the shared loop. Presets: "
+                        f"{', '.join(row.preset_names)} (default: the paper's settings; demo: small enough for a "
+                        "laptop CPU).")
+        p.add_argument("--data", default=row.default_data, help=row.data_help)
+        for flag in row.flags:
+            if flag.switch:
+                p.add_argument(flag.name, dest=flag.dest, action="store_const", const=flag.value, default=None,
+                               help=flag.help)
+            else:
+                p.add_argument(flag.name, dest=flag.dest, type=flag.type, choices=flag.choices, help=flag.help)
+        p.add_argument("--export", metavar="FILE", help="after training, write the inference networks as fp16 "
+                                                        "safetensors here (the demo weights' format)")
+        add_loop_arguments(p, row.preset_names)
+        p.set_defaults(func=_command, lesson_row=row)
+
+
+def _config_from_flags(row: Lesson, config, args: argparse.Namespace):
+    changes = {f.field: getattr(args, f.dest) for f in row.flags
+               if f.field is not None and getattr(args, f.dest, None) is not None}
+    return replace(config, **changes)
+
+
+def _steps(row: Lesson, loop, args: argparse.Namespace, dataset):
+    """The run's length: ``--steps``; else ``--epochs`` or the paper's epochs when the preset says 0; quick mode."""
+    batch = args.batch_size or loop.batch_size
+    if args.steps is None and (args.epochs or (loop.steps == 0 and row.epochs)):
+        loop = replace(loop, steps=max(1, (args.epochs or row.epochs) * (len(dataset) // batch)))
+    return loop
+
+
+def _command(args: argparse.Namespace) -> int:
+    return train_lesson(args.lesson_row, args)
+
+
+def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
+    """Train one lesson as the flags in ``args`` say (see the module docstring for the order)."""
+    from . import loop_config_from_args
+    from ..device import pick_device, precision_for, seed_everything
+    from ..train import dist_info, fit
+
+    if args.preset not in row.preset_names:
+        raise UserError(f"--preset {args.preset}: {row.name} has {', '.join(row.preset_names)}")
+    config, loop = row.preset(args.preset, args.data)
+    config = _config_from_flags(row, config, args)
+    options = vars(args)
+    if row.configure is not None:
+        config = row.configure(config, options)
+
+    dataset = row.dataset(config, args.data, options)
+    loop = _steps(row, loop, args, dataset)
+    if quick_mode() and args.steps is None and row.quick is not None:
+        loop = row.quick(loop, config)
+    loop = loop_config_from_args(args, loop)
+
+    device = pick_device(args.device)
+    precision = precision_for(device, getattr(config, "cpu_bf16", False), args.precision)
+    seed_everything(loop.seed)  # before any network exists: the seed fixes the initial weights
+    model = row.model(config, device, precision, loop.steps)
+    about = row.describe(model, config, dataset) if row.describe else row.name
+    print(f"{about}; {loop.steps:,} steps of batch {loop.batch_size} on {device} ({precision.name}), seed "
+          f"{loop.seed}", file=sys.stderr)
+
+    cpu_start = time.process_time()
+    result = fit(model, dataset, loop)
+    cpu_seconds = time.process_time() - cpu_start
+    if result.interrupted:
+        print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
+              "resume", file=sys.stderr)
+        return 130
+    if dist_info()[0] != 0:  # rank 0 alone evaluates and writes
+        return 0
+
+    if row.after_training is not None:
+        note = row.after_training(model, dataset, loop)
+        if note:
+            print(note, file=sys.stderr)
+    model.eval()
+    metrics = row.evaluate(model, config, args.data) if row.evaluate is not None else None
+    model.train()
+    summary = {"lesson": row.name, "data": str(args.data), "step": result.step, "seconds": round(result.seconds, 1),
+               "cpu_seconds": round(cpu_seconds, 1), "device": str(device), "precision": precision.name,
+               "seed": loop.seed, "metrics": metrics}
+    (Path(result.run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2))
+    print(f"trained to step {result.step} in {result.seconds:.1f} s (CPU time of this process {cpu_seconds:.1f} s); "
+          f"weights {result.weights}")
+    if metrics:
+        print("held-out: " + json.dumps(metrics))
+    if args.export:
+        extra = {"steps": str(result.step), "seed": str(loop.seed), "data": str(args.data),
+                 "batch_size": str(loop.batch_size), "train_seconds": f"{result.seconds:.1f}",
+                 "cpu_seconds": f"{cpu_seconds:.1f}", "metrics": metrics}
+        path = row.export(model, config, args.export, extra)
+        print(f"exported the inference networks (fp16) to {path or args.export}")
+    return 0
