@@ -13,7 +13,9 @@ three verbs of the official CycleGAN/pix2pix code: ``set_input``, ``forward``,
   deferred to the end of the current step, so a checkpoint never holds half a step),
 * **exact resume**: weights, optimizers, schedulers, RNG states, the step counter and the data
   position are all restored, so an interrupted-and-resumed run ends with bit-identical weights to an
-  uninterrupted one (``tests/test_train_loop.py`` checks this, including after SIGKILL).
+  uninterrupted one (``tests/test_train_loop.py`` checks this, including after SIGKILL); a latest
+  checkpoint that cannot be read (truncated, empty, a garbage ``latest.json``) is reported, moved aside
+  as ``*.broken`` and the intact one before it is used.
 """
 from __future__ import annotations
 
@@ -24,20 +26,25 @@ import random
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from . import checkpoints as ckpt
-from .device import Precision, seed_everything
+from .checkpoints import config_from_dict, config_to_dict
+from .device import Precision, mix_seeds, seed_everything
+from .distributed import assert_in_sync, dist_info, init_distributed, wrap_distributed
+from .run_folder import (checkpoint_paths, latest_checkpoint, load_checkpoint, read_checkpoint, restore_latest,
+                         save_checkpoint)
 
 __all__ = ["LessonModel", "LoopConfig", "TrainResult", "fit", "ResumableBatchSampler", "SeededDataset",
-           "config_to_dict", "config_from_dict", "dist_info"]
+           "read_log", "linear_decay",
+           # re-exported from the modules that hold them, for code that imports them from the loop
+           "config_to_dict", "config_from_dict", "dist_info", "latest_checkpoint", "load_checkpoint",
+           "read_checkpoint", "restore_latest", "save_checkpoint", "checkpoint_paths", "assert_in_sync"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,36 +114,9 @@ class LessonModel:
         return {name: sum(p.numel() for p in net.parameters()) for name, net in self.nets.items()}
 
 
-def config_to_dict(config) -> dict[str, Any]:
-    return asdict(config) if is_dataclass(config) else dict(config)
-
-
-def config_from_dict(cls, values: dict[str, Any]):
-    """Rebuild a config dataclass from a dict, ignoring keys it does not know (older/newer files)."""
-    names = {f.name for f in fields(cls)}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in names}
-    return cls(**kwargs)
-
-
 # --------------------------------------------------------------------------------------------
 # The data side: a resumable, seeded order
 # --------------------------------------------------------------------------------------------
-def dist_info() -> tuple[int, int]:
-    """(rank, world_size) of this process; (0, 1) outside torchrun."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def _mix(*values: int) -> int:
-    """A fixed, platform-independent hash of a few integers (Python's hash() is salted per process)."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h ^= (v + 0x9E3779B97F4A7C15 + ((h << 6) & 0xFFFFFFFFFFFFFFFF) + (h >> 2)) & 0xFFFFFFFFFFFFFFFF
-        h = (h * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    return h & 0x7FFFFFFFFFFFFFFF
-
-
 class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
     """Shuffled batches of ``(index, item_seed)``, reproducible from ``(seed, epoch)`` and resumable mid-epoch.
 
@@ -167,14 +147,14 @@ class ResumableBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         if self.shuffle:
-            g = torch.Generator().manual_seed(_mix(self.seed, self.epoch))
+            g = torch.Generator().manual_seed(mix_seeds(self.seed, self.epoch))
             order = torch.randperm(self.n_items, generator=g).tolist()
         else:
             order = list(range(self.n_items))
         mine = order[self.rank::self.world_size]
         for b in range(self.start, self.batches_per_epoch):
             idx = mine[b * self.batch_size:(b + 1) * self.batch_size]
-            yield [(i, _mix(self.seed, self.epoch, self.rank, b, j)) for j, i in enumerate(idx)]
+            yield [(i, mix_seeds(self.seed, self.epoch, self.rank, b, j)) for j, i in enumerate(idx)]
 
 
 class SeededDataset(Dataset):
@@ -246,120 +226,6 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
-        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _unwrap(net: torch.nn.Module) -> torch.nn.Module:
-    return net.module if hasattr(net, "module") and isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
-
-
-def checkpoint_paths(run_dir: Path, step: int) -> tuple[Path, Path]:
-    return run_dir / f"step-{step:07d}.safetensors", run_dir / f"step-{step:07d}.state.pt"
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[Path, Path, int] | None:
-    """The newest complete checkpoint of a run folder, from its ``latest.json`` pointer."""
-    pointer = Path(run_dir) / "latest.json"
-    if not pointer.exists():
-        return None
-    try:
-        step = int(json.loads(pointer.read_text())["step"])
-    except (ValueError, KeyError, json.JSONDecodeError) as err:
-        raise ckpt.CheckpointError(f"{pointer}: unreadable ({err}); delete it to start over") from err
-    weights, state = checkpoint_paths(Path(run_dir), step)
-    if not (weights.exists() and state.exists()):
-        raise ckpt.CheckpointError(f"{pointer}: names step {step} but its files are missing; delete it to start over")
-    return weights, state, step
-
-
-def _gather_rng_states() -> list[dict[str, Any]]:
-    """Every rank's RNG state (rank order); a single-process run has one."""
-    mine = _rng_state()
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return [mine]
-    states: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(states, mine)
-    return states
-
-
-def save_checkpoint(model: LessonModel, run_dir: Path, step: int, keep_last: int = 3) -> Path | None:
-    """Write weights + state for ``step`` atomically, move ``latest.json`` to it, drop old ones.
-
-    Call it on every rank of a torchrun job: all ranks hand their RNG state to rank 0, which alone writes.
-    """
-    rng_states = _gather_rng_states()
-    rank, _ = dist_info()
-    if rank != 0:
-        return None
-    weights, state_path = checkpoint_paths(run_dir, step)
-    ckpt.save_weights(weights, {k: _unwrap(v) for k, v in model.nets.items()}, model.kind,
-                      config_to_dict(model.config), extra={"step": str(step)})
-    state = {
-        "step": step,
-        "kind": model.kind,
-        "optimizers": {k: v.state_dict() for k, v in model.opts.items()},
-        "schedulers": {k: v.state_dict() for k, v in model.scheds.items()},
-        "rng": rng_states[0],
-        "rng_ranks": rng_states,
-        "extra": model.extra_state(),
-    }
-    ckpt.save_state(state_path, state)
-    ckpt.atomic_write(run_dir / "latest.json",
-                      lambda tmp: Path(tmp).write_text(json.dumps({"step": step, "weights": weights.name})))
-    kept = sorted(run_dir.glob("step-*.safetensors"))
-    for old in kept[:-keep_last] if keep_last > 0 else []:
-        old.unlink(missing_ok=True)
-        old.with_name(old.name.replace(".safetensors", ".state.pt")).unlink(missing_ok=True)
-    return weights
-
-
-def load_checkpoint(model: LessonModel, weights: Path, state_path: Path) -> int:
-    """Restore everything :func:`save_checkpoint` wrote; return the step."""
-    nets, meta = ckpt.load_weights(weights)
-    if meta.get("kind") != model.kind:
-        raise ckpt.CheckpointError(f"{weights}: a {meta.get('kind')!r} checkpoint, not {model.kind!r}; "
-                                   "use a fresh --out folder or the matching lesson")
-    for name, net in model.nets.items():
-        if name not in nets:
-            raise ckpt.CheckpointError(f"{weights}: has no weights for network {name!r}")
-        _unwrap(net).load_state_dict(nets[name])
-    state = ckpt.load_state(state_path)
-    for name, opt in model.opts.items():
-        opt.load_state_dict(state["optimizers"][name])
-    for name, sched in model.scheds.items():
-        sched.load_state_dict(state["schedulers"][name])
-    model.load_extra_state(state.get("extra", {}))
-    rank, world = dist_info()
-    per_rank = state.get("rng_ranks") or [state["rng"]]
-    if len(per_rank) == world:
-        _set_rng_state(per_rank[rank])  # exact: same world size as the run that saved it
-    else:
-        # another world size: a checkpoint from 2 processes resumed in 1 (or vice versa) continues
-        # correctly but not bit-identically; give each rank its own stream
-        seed_everything(_mix(int(state["step"]), rank) % 2**31)
-    return int(state["step"])
-
-
 class _DeferredInterrupt:
     """Turn SIGINT/SIGTERM into a flag checked between steps; a second Ctrl-C stops at once."""
 
@@ -397,45 +263,6 @@ def _save_sample(model: LessonModel, path: Path, step: int) -> None:
     save_labelled_png(image, path, {"model": model.kind, "step": step, "what": "training sample grid"})
 
 
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """Join the torchrun job this process belongs to (no-op outside torchrun); return (rank, world_size).
-
-    torchrun sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT; NCCL on CUDA, gloo on the CPU.
-    """
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        torch.distributed.init_process_group(backend=backend)
-    return dist_info()
-
-
-def wrap_distributed(model: LessonModel) -> None:
-    """Wrap each network in DistributedDataParallel (gradients averaged over ranks at each backward).
-
-    Models call their networks through ``self.nets[name]``, so they run unchanged; DDP broadcasts rank 0's
-    initial weights, so every rank starts identical. Networks without trainable parameters stay as they are.
-    """
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    ids = [model.device.index] if model.device.type == "cuda" else None
-    for name, net in list(model.nets.items()):
-        if isinstance(net, DDP) or not any(p.requires_grad for p in net.parameters()):
-            continue
-        model.nets[name] = DDP(net, device_ids=ids, broadcast_buffers=True)
-    model.on_nets_wrapped()
-
-
-def assert_in_sync(model: LessonModel) -> None:
-    """Check that every rank holds the same weights (DDP's promise); raise if one drifted."""
-    sums = [float(sum(p.detach().double().sum() for p in net.parameters())) for net in model.nets.values()]
-    everyone: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(everyone, sums)
-    if any(other != everyone[0] for other in everyone[1:]):
-        raise RuntimeError(f"ranks hold different weights after training: {everyone}")
-
-
 def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
     """Train ``model`` on ``dataset`` for ``cfg.steps`` steps (resuming from ``cfg.out_dir`` if it has a checkpoint)."""
     run_dir = Path(cfg.out_dir)
@@ -444,10 +271,11 @@ def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed + rank)
 
-    step = 0
-    found = latest_checkpoint(run_dir) if cfg.resume else None
-    if found:
-        step = load_checkpoint(model, found[0], found[1])
+    log = (lambda message: print(message, file=sys.stderr)) if is_main else None
+    # every rank reads the checkpoint; only rank 0 moves broken files aside (the others skip them)
+    resumed = restore_latest(model, run_dir, move_broken=is_main, log=log) if cfg.resume else None
+    step = resumed or 0
+    if resumed is not None:
         if is_main:
             print(f"resuming {run_dir} from step {step}", file=sys.stderr)
     elif is_main:

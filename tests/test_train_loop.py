@@ -150,8 +150,8 @@ def test_device_and_precision_policy():
     with pytest.raises(ValueError, match="not a device name"):
         pick_device("tpu7")
     cpu = torch.device("cpu")
-    assert precision_for(cpu, cpu_bf16=False).dtype is None
-    assert precision_for(cpu, cpu_bf16=True, mode="fp32").dtype is None
+    assert precision_for(cpu, bf16_ok=False).dtype is None
+    assert precision_for(cpu, bf16_ok=True, mode="fp32").dtype is None
     assert precision_for(cpu, mode="bf16").dtype is torch.bfloat16
     with Precision("cpu", torch.bfloat16).autocast():
         y = torch.nn.Linear(4, 4)(torch.randn(2, 4))
@@ -198,3 +198,126 @@ def test_killed_training_process_resumes_exactly(tmp_path, sig):
     full, resumed = _final_gan_weights(tmp_path / "full"), _final_gan_weights(run)
     for key in full:
         assert torch.equal(full[key], resumed[key]), key
+
+
+# ---- a corrupt latest checkpoint: resume falls back to the intact one before it ---------------------------
+@pytest.fixture(scope="module")
+def resumed_at_14(tmp_path_factory):
+    """A run that stopped at the checkpoint of step 14 and resumed from it: (final weights, losses). Resume is
+    exact, so these are also the numbers of a run never interrupted, or resumed from step 21."""
+    run = tmp_path_factory.mktemp("reference")
+    _train(run, stop_after=14)
+    final = _weights(_train(run))
+    return final, [r["loss"] for r in csv.DictReader(open(run / "losses.csv"))]
+
+
+def _break_weights_truncated(run: Path) -> Path:
+    path = run / "step-0000021.safetensors"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def _break_state_truncated(run: Path) -> Path:
+    path = run / "step-0000021.state.pt"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def _break_weights_empty(run: Path) -> Path:
+    (run / "step-0000021.safetensors").write_bytes(b"")
+    return run / "step-0000021.safetensors"
+
+
+def _break_state_empty(run: Path) -> Path:
+    (run / "step-0000021.state.pt").write_bytes(b"")
+    return run / "step-0000021.state.pt"
+
+
+def _break_pointer_empty(run: Path) -> Path:
+    (run / "latest.json").write_text("")
+    return run / "latest.json"
+
+
+def _break_pointer_garbage(run: Path) -> Path:
+    (run / "latest.json").write_bytes(b"\x00\x13{garbage")
+    return run / "latest.json"
+
+
+def _break_pointer_to_missing_file(run: Path) -> Path:
+    (run / "step-0000021.safetensors").unlink()  # latest.json still names step 21
+    return run / "latest.json"
+
+
+@pytest.mark.parametrize("break_it, problem, resumes_at", [
+    (_break_weights_truncated, "truncated or damaged (", 14),
+    (_break_state_truncated, "truncated or damaged (", 14),
+    (_break_weights_empty, "empty (0 bytes)", 14),
+    (_break_state_empty, "empty (0 bytes)", 14),
+    (_break_pointer_empty, "empty (0 bytes)", 21),  # the step-21 files are intact: nothing is lost
+    (_break_pointer_garbage, "not a checkpoint pointer", 21),
+    (_break_pointer_to_missing_file, "names step 21, but step-0000021.safetensors is missing", 14),
+], ids=["truncated-weights", "truncated-state", "empty-weights", "empty-state", "empty-latest.json",
+        "garbage-latest.json", "latest.json-names-a-missing-file"])
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys, resumed_at_14, break_it,
+                                                                   problem, resumes_at):
+    run = tmp_path / "run"
+    _train(run, stop_after=21)  # checkpoints at steps 7, 14, 21
+    broken = break_it(run)
+    broken_bytes = broken.read_bytes()
+    capsys.readouterr()
+    resumed = _train(run)
+    err = capsys.readouterr().err
+    # one line says which file and what is wrong with it, then where the run resumes
+    line = next(x for x in err.splitlines() if x.startswith(f"{broken}: "))
+    assert problem in line, err
+    assert f"resuming {run} from step {resumes_at}" in err
+    # the broken file is kept, renamed aside, byte for byte; the new checkpoints did not land on it
+    assert (run / f"{broken.name}.broken").read_bytes() == broken_bytes
+    assert latest_checkpoint(run)[2] == 40
+    # and the run ends exactly where an uninterrupted run resumed from step 14 ends
+    final, losses = resumed_at_14
+    for key, value in _weights(resumed).items():
+        assert torch.equal(value, final[key]), key
+    assert [r["loss"] for r in csv.DictReader(open(run / "losses.csv"))] == losses
+
+
+def test_a_broken_step_goes_aside_whole_and_loaders_skip_a_garbage_pointer(tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(run, stop_after=21)
+    _break_state_truncated(run)
+    (run / "latest.json").write_text("{not json")
+    # readers of a run folder (translate, the app) take the newest complete pair instead of raising
+    assert latest_checkpoint(run)[2] == 21
+    capsys.readouterr()
+    _train(run, stop_after=1)  # resumes at 14, saves 15
+    err = capsys.readouterr().err
+    assert f"resuming {run} from step 14" in err
+    assert sorted(p.name for p in run.glob("*.broken")) == [
+        "latest.json.broken", "step-0000021.safetensors.broken", "step-0000021.state.pt.broken"]
+    # one line for each problem, each naming its file
+    assert [x.split(": ")[0] for x in err.splitlines() if "moved aside" in x] == [
+        str(run / "latest.json"), str(run / "step-0000021.state.pt")]
+
+    # the same step breaks again later: what was kept aside the first time stays as it was
+    first = (run / "step-0000021.state.pt.broken").read_bytes()
+    _train(run, stop_after=6)  # 15 -> 21, a new step-21 checkpoint
+    pointer = (run / "latest.json").read_text()
+    (run / "step-0000021.safetensors").write_bytes(b"")
+    _train(run, stop_after=1)
+    assert (run / "step-0000021.safetensors.broken2").read_bytes() == b""
+    assert (run / "latest.json.broken2").read_text() == pointer
+    assert (run / "step-0000021.state.pt.broken").read_bytes() == first
+
+
+def test_no_intact_checkpoint_says_so_and_how_to_start_over(tmp_path, resumed_at_14):
+    run = tmp_path / "run"
+    _train(run, stop_after=14, keep_last=1)  # only the checkpoint of step 14 is kept
+    (run / "step-0000014.safetensors").write_bytes(b"")
+    with pytest.raises(ckpt.CheckpointError, match=r"no intact checkpoint to resume from "
+                                                   r"\(step-0000014.safetensors: empty \(0 bytes\)\).*--no-resume"):
+        _train(run)
+    assert (run / "step-0000014.safetensors.broken").read_bytes() == b""
+    # --no-resume starts over and trains to the same numbers
+    final, _ = resumed_at_14
+    for key, value in _weights(_train(run, resume=False)).items():
+        assert torch.equal(value, final[key]), key

@@ -17,16 +17,19 @@ What "safely" means here:
   the first time); a size cap refuses a runaway download before it fills the disk;
 * **safe unpacking** (zip and tar): every entry is checked *before* anything is written: no absolute
   paths, no ``..``, nothing that resolves outside the target folder, no symbolic or hard links, no
-  device files; total size, single-file size and file count are capped, and the caps are enforced on
-  the bytes actually written (headers can lie: zip bombs); zip CRCs are checked. One bad entry refuses
-  the whole archive and nothing is left behind;
+  device files; total size, single-file size (both set by ``--max-gb``) and file count are capped, and
+  so is the compression ratio (unpacked : packed, 100:1 by default, per zip member and for the whole
+  archive: a zip bomb squeezes 1000:1, JPEG/PNG images about 1:1). The bytes are counted again while
+  they stream out, since headers can lie; zip CRCs are checked. Everything unpacks into a temporary
+  folder that is renamed into place only when complete: one bad entry refuses the whole archive and
+  nothing is left behind;
 * **layout check**: a CycleGAN set must unpack to ``trainA trainB testA testB``, a pix2pix set to
-  ``train/`` (+ ``val``/``test``), before it replaces anything; a pretrained model must be a plain state
-  dict (opened with ``weights_only=True``) that the lesson's importer recognises.
+  ``train/`` (+ ``val``/``test``), each required folder holding at least one image, before it replaces
+  anything; a pretrained model must be a plain state dict (opened with ``weights_only=True``) that the
+  lesson's importer recognises.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import http.client
@@ -35,11 +38,11 @@ import os
 import re
 import shutil
 import stat
-import sys
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +52,7 @@ from . import DataError
 
 __all__ = ["FetchError", "Limits", "CYCLEGAN_URL", "PIX2PIX_URL", "CYCLEGAN_DATASETS", "PIX2PIX_DATASETS",
            "CYCLEGAN_MODELS", "PIX2PIX_MODELS", "data_dir", "dataset_path", "model_path", "download", "safe_extract",
-           "fetch_dataset", "fetch_pretrained", "add_commands"]
+           "fetch_dataset", "fetch_pretrained"]
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan"
 PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix"
@@ -79,12 +82,27 @@ class FetchError(DataError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Caps on what one fetch may download and unpack (the largest official set, edges2handbags, is ~8.6 GB)."""
+    """Caps on what one fetch may download and unpack (the largest official set, edges2handbags, is ~8.6 GB).
+
+    ``total_bytes`` caps what one archive unpacks to, and each single member of it too unless ``file_bytes``
+    sets a lower per-file cap (``deepfake-lab fetch --max-gb G`` sets ``total_bytes`` to 2 G GiB, so the flag
+    governs both). ``max_ratio`` caps unpacked : packed size, for each zip member and for the whole archive:
+    the official sets hold JPEG/PNG images, which barely compress (about 1:1), while a zip bomb reaches 1000:1.
+    A member or archive that unpacks to at most ``ratio_exempt_bytes`` is not held to the ratio: it cannot
+    fill a disk, and a small text file or flat mask may well squeeze more than 100:1.
+    """
 
     download_bytes: int = 20 * 2**30
     total_bytes: int = 40 * 2**30
-    file_bytes: int = 2 * 2**30
+    file_bytes: int | None = None
     files: int = 1_000_000
+    max_ratio: float = 100.0
+    ratio_exempt_bytes: int = 16 * 2**20
+
+    @property
+    def file_cap(self) -> int:
+        """The per-file cap in force: ``file_bytes`` if set, never more than ``total_bytes``."""
+        return self.total_bytes if self.file_bytes is None else min(self.file_bytes, self.total_bytes)
 
 
 def data_dir() -> Path:
@@ -201,6 +219,20 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, limit
 # --------------------------------------------------------------------------------------------
 # Unpacking
 # --------------------------------------------------------------------------------------------
+#: what a refusal for size says to do
+_RAISE_MAX_GB = "if this is the official archive, raise --max-gb (a fetch may unpack to twice that)"
+#: what a refusal for compression ratio or a forged header says
+_NOT_OFFICIAL = ("this is not an official data set (those hold JPEG/PNG images, which barely compress); fetch it from "
+                 "the authors' server or a --mirror you trust")
+
+
+def _size(n: int) -> str:
+    """``512 MiB``, ``1.50 GiB``, ``3,000 bytes``: a size for a message."""
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
+
+
 def _member_parts(name: str, archive: Path) -> list[str]:
     """The path components of an archive entry, or FetchError if it could land outside the target."""
     clean = name.replace("\\", "/")
@@ -217,8 +249,13 @@ def _member_parts(name: str, archive: Path) -> list[str]:
 class _Entry:
     parts: list[str]
     is_dir: bool
-    size: int
+    size: int  # unpacked bytes, as the header declares them
+    packed: int | None  # compressed bytes of this member (zip); None where the format has no such count (tar)
     source: object  # ZipInfo or TarInfo
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.parts)
 
 
 def _zip_entries(zf: zipfile.ZipFile, archive: Path) -> Iterator[_Entry]:
@@ -229,7 +266,7 @@ def _zip_entries(zf: zipfile.ZipFile, archive: Path) -> Iterator[_Entry]:
                              "extracted")
         if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and stat.S_IFMT(mode):
             raise FetchError(f"{archive.name}: refused: entry {info.filename!r} is not a plain file or folder")
-        yield _Entry(_member_parts(info.filename, archive), info.is_dir(), info.file_size, info)
+        yield _Entry(_member_parts(info.filename, archive), info.is_dir(), info.file_size, info.compress_size, info)
 
 
 def _tar_entries(tf: tarfile.TarFile, archive: Path) -> Iterator[_Entry]:
@@ -240,45 +277,78 @@ def _tar_entries(tf: tarfile.TarFile, archive: Path) -> Iterator[_Entry]:
         if not (member.isfile() or member.isdir()):
             raise FetchError(f"{archive.name}: refused: entry {member.name!r} is not a plain file or folder "
                              "(device, FIFO...); nothing was extracted")
-        yield _Entry(_member_parts(member.name, archive), member.isdir(), member.size, member)
+        yield _Entry(_member_parts(member.name, archive), member.isdir(), member.size, None, member)
+
+
+def _check_declared(archive: Path, entries: list[_Entry], packed_total: int, root: Path, limits: Limits) -> None:
+    """Refuse, before anything is written, what the headers alone show to be unsafe or too big."""
+    files = [e for e in entries if not e.is_dir]
+    declared = sum(e.size for e in files)
+    if len(files) > limits.files:
+        raise FetchError(f"{archive.name}: refused: {len(files):,} files, over the limit of {limits.files:,}")
+    if declared > limits.total_bytes:
+        raise FetchError(f"{archive.name}: refused: it would unpack to {declared / 2**30:.2f} GiB, over the "
+                         f"limit of {limits.total_bytes / 2**30:.2f} GiB; {_RAISE_MAX_GB}")
+    for e in entries:
+        path = root.joinpath(*e.parts)
+        if os.path.commonpath([root, path.resolve()]) != str(root):
+            raise FetchError(f"{archive.name}: refused: entry {e.name!r} resolves outside the target folder; "
+                             "nothing was extracted")
+        if e.size > limits.file_cap:
+            raise FetchError(f"{archive.name}: refused: entry {e.name!r} is {e.size / 2**20:.0f} MiB, over the "
+                             f"per-file limit of {limits.file_cap / 2**20:.0f} MiB; {_RAISE_MAX_GB}")
+        # a zip says how many compressed bytes each member has: (unpacked : packed) per member
+        if e.packed is not None and not e.is_dir and e.size > limits.ratio_exempt_bytes:
+            ratio = e.size / max(e.packed, 1)
+            if ratio > limits.max_ratio:
+                raise FetchError(f"{archive.name}: refused: entry {e.name!r} unpacks to {_size(e.size)} from "
+                                 f"{_size(e.packed)} ({ratio:,.0f}:1), over the compression-ratio limit of "
+                                 f"{limits.max_ratio:,.0f}:1 (a zip bomb); {_NOT_OFFICIAL}; nothing was extracted")
+    # every format: the whole archive, against the bytes actually downloaded (no header can lie about those)
+    if declared > limits.ratio_exempt_bytes and declared > limits.max_ratio * max(packed_total, 1):
+        raise FetchError(f"{archive.name}: refused: it would unpack to {_size(declared)} from {_size(packed_total)} "
+                         f"({declared / max(packed_total, 1):,.0f}:1), over the compression-ratio limit of "
+                         f"{limits.max_ratio:,.0f}:1 (a zip bomb); {_NOT_OFFICIAL}; nothing was extracted")
+
+
+def _check_tar_end(tf: tarfile.TarFile, archive: Path) -> None:
+    """After the last entry a tar holds zero blocks (or nothing). Anything else means a header understated
+    its entry's size: tarfile took the rest of that entry's data for a broken header and stopped listing."""
+    tf.fileobj.seek(tf.offset)
+    if tf.fileobj.read(tarfile.BLOCKSIZE).strip(b"\0"):
+        last = tf.members[-1].name if tf.members else "the start"
+        raise FetchError(f"{archive.name}: refused: after entry {last!r} comes data that is not a tar header (a header "
+                         f"that understates its entry's size, or a damaged file); {_NOT_OFFICIAL}")
 
 
 def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, limits: Limits = Limits()) -> int:
     """Unpack a ``.zip`` or ``.tar(.gz|.bz2|.xz)`` into the (new or empty) folder ``target``; returns the file count.
 
-    Every entry is checked first (see the module docstring); any problem raises :class:`FetchError` and
-    removes whatever was written. ``__MACOSX/`` resource-fork entries are skipped.
+    Every entry is checked first, on what the headers declare (see the module docstring and :class:`Limits`);
+    then the bytes are counted again as they stream out, and an entry that yields more than its header
+    declared is stopped before the excess reaches the disk. Everything goes into a temporary folder beside
+    ``target`` that is renamed to ``target`` only when complete: any problem raises :class:`FetchError`,
+    removes the temporary folder and leaves ``target`` as it was. ``__MACOSX/`` resource-fork entries are skipped.
     """
     archive, target = Path(archive), Path(target)
-    if target.exists() and any(target.iterdir()):
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise FetchError(f"{target}: not empty; unpack into a new folder")
     is_zip = zipfile.is_zipfile(archive)
     try:
         opened = zipfile.ZipFile(archive) if is_zip else tarfile.open(archive, "r:*")
     except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
         raise FetchError(f"{archive.name}: not a readable zip or tar archive ({err}); download it again") from err
-    target.mkdir(parents=True, exist_ok=True)
-    root = target.resolve()
+    packed_total = archive.stat().st_size
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.unpacking")
+    work.mkdir()
+    root = work.resolve()
     try:
         with opened:
             entries = [e for e in (_zip_entries(opened, archive) if is_zip else _tar_entries(opened, archive))
                        if e.parts and e.parts[0] != "__MACOSX"]
             files = [e for e in entries if not e.is_dir]
-            declared = sum(e.size for e in files)
-            if len(files) > limits.files:
-                raise FetchError(f"{archive.name}: refused: {len(files):,} files, over the limit of {limits.files:,}")
-            if declared > limits.total_bytes:
-                raise FetchError(f"{archive.name}: refused: it would unpack to {declared / 2**30:.2f} GiB, over the "
-                                 f"limit of {limits.total_bytes / 2**30:.2f} GiB")
-            for e in entries:
-                path = root.joinpath(*e.parts)
-                if os.path.commonpath([root, path.resolve()]) != str(root):
-                    raise FetchError(f"{archive.name}: refused: entry {'/'.join(e.parts)!r} resolves outside the "
-                                     "target folder; nothing was extracted")
-                if e.size > limits.file_bytes:
-                    raise FetchError(f"{archive.name}: refused: entry {'/'.join(e.parts)!r} is "
-                                     f"{e.size / 2**20:.0f} MiB, over the per-file limit of "
-                                     f"{limits.file_bytes / 2**20:.0f} MiB")
+            _check_declared(archive, entries, packed_total, root, limits)
             total = 0
             for e in entries:
                 path = root.joinpath(*e.parts)
@@ -292,19 +362,35 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, limits: 
                     while chunk := src.read(1 << 20):
                         written += len(chunk)
                         total += len(chunk)
-                        if written > e.size or written > limits.file_bytes or total > limits.total_bytes:
-                            raise FetchError(f"{archive.name}: refused: entry {'/'.join(e.parts)!r} unpacks to more "
-                                             "than its header says or than the limits allow (a zip bomb?)")
+                        # checked before the chunk is written: the disk never holds more than the header declared
+                        if written > e.size:
+                            raise FetchError(f"{archive.name}: refused: entry {e.name!r} holds more than the "
+                                             f"{e.size:,} bytes its header declares (stopped at {written:,}): a "
+                                             f"forged header (a zip bomb?); {_NOT_OFFICIAL}")
+                        if written > limits.file_cap or total > limits.total_bytes:
+                            raise FetchError(f"{archive.name}: refused: unpacking entry {e.name!r} passed the limit "
+                                             f"of {_size(limits.file_cap)} per file, {_size(limits.total_bytes)} "
+                                             f"in all; {_RAISE_MAX_GB}")
                         dst.write(chunk)
+                if written < e.size:
+                    raise FetchError(f"{archive.name}: entry {e.name!r} ends after {written:,} of the {e.size:,} bytes "
+                                     "its header declares; the archive is damaged: download it again")
+            if not is_zip:
+                _check_tar_end(opened, archive)
+        os.replace(work, target)  # an empty existing target is replaced in the same step
     except FetchError:
-        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise
     except FileExistsError as err:
-        shutil.rmtree(target, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
         raise FetchError(f"{archive.name}: refused: it holds the same entry twice ({err.filename})") from err
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, RuntimeError) as err:
-        shutil.rmtree(target, ignore_errors=True)
-        raise FetchError(f"{archive.name}: corrupt archive ({err}); download it again") from err
+        shutil.rmtree(work, ignore_errors=True)
+        raise FetchError(f"{archive.name}: corrupt archive ({err}): a damaged download or not the official file; "
+                         "download it again from the authors' server") from err
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     return len(files)
 
 
@@ -312,11 +398,27 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, limits: 
 # Data sets and models
 # --------------------------------------------------------------------------------------------
 def _expected_layout(kind: str, name: str) -> tuple[str, ...]:
+    """The folders an official set unpacks to; each must hold at least one image."""
     if kind == "pix2pix" or name == "mini_pix2pix":
         return ("train",)
     if name == "mini_colorization":
         return ()
     return ("trainA", "trainB", "testA", "testB")
+
+
+def _layout_problem(top: Path, kind: str, name: str, n_files: int) -> str | None:
+    """What is wrong with an unpacked set's folders (``None``: the layout of the official set)."""
+    from .images import list_images
+
+    required = _expected_layout(kind, name)
+    missing = [d for d in required if not (top / d).is_dir()]
+    if missing or n_files == 0:
+        found = ", ".join(sorted(p.name for p in top.iterdir())) or "nothing"
+        return f"it lacks {', '.join(missing) or 'any file'} (found: {found})"
+    empty = [f"{d}/" for d in required if not list_images(top / d)]
+    if empty:
+        return f"{', '.join(empty)} {'holds' if len(empty) == 1 else 'hold'} no images (.png, .jpg, ...)"
+    return None
 
 
 def fetch_dataset(kind: str, name: str, dest: str | os.PathLike | None = None, base_url: str | None = None,
@@ -345,11 +447,9 @@ def fetch_dataset(kind: str, name: str, dest: str | os.PathLike | None = None, b
         archive.unlink()
         subdirs = [p for p in unpacked.iterdir() if p.is_dir()]
         top = subdirs[0] if len(subdirs) == 1 and not any(p.is_file() for p in unpacked.iterdir()) else unpacked
-        missing = [d for d in _expected_layout(kind, name) if not (top / d).is_dir()]
-        if missing or n_files == 0:
-            found = ", ".join(sorted(p.name for p in top.iterdir())) or "nothing"
-            raise FetchError(f"{url}: unpacked, but it lacks {', '.join(missing) or 'any file'} (found: {found}); "
-                             "not the expected data set, so it was not kept")
+        problem = _layout_problem(top, kind, name, n_files)
+        if problem:
+            raise FetchError(f"{url}: unpacked, but {problem}; not the official data set, so it was not kept")
         record.update({"kind": kind, "name": name, "files": n_files,
                        "fetched": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
         (top / ".fetch.json").write_text(json.dumps(record, indent=2))
@@ -362,29 +462,28 @@ def fetch_dataset(kind: str, name: str, dest: str | os.PathLike | None = None, b
     return final
 
 
-def _check_model(kind: str, path: Path) -> str:
-    """Open a downloaded model without running code and ask the lesson's importer whether it is one."""
+def _check_model(path: Path, check=None) -> str:
+    """Open a downloaded model without running code; ``check(state_dict, name)`` (the lesson importer's
+    ``describe``) says what it is or raises ``ValueError``. Without ``check``: a non-empty state dict of tensors."""
     from ..checkpoints import load_torch_untrusted
 
     state = load_torch_untrusted(path)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not state:
+    if not isinstance(state, dict) or not state or not all(hasattr(v, "shape") for v in state.values()):
         raise FetchError(f"{path.name}: not a state dict of tensors")
-    if kind == "cyclegan":
-        from ..cyclegan import infer_official_config
-
-        found = infer_official_config(state, path.name)
-        return f"ResNet generator, {found['n_blocks']} blocks, ngf {found['ngf']}"
-    if not any(k.startswith("model.model.") for k in state):
-        raise FetchError(f"{path.name}: not a pix2pix U-Net generator (no model.model.* keys)")
-    return "U-Net generator"
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return check(state, path.name) if check is not None else f"{len(state)} tensors"
 
 
 def fetch_pretrained(kind: str, name: str, dest: str | os.PathLike | None = None, base_url: str | None = None,
                      sha256: str | None = None, force: bool = False, limits: Limits = Limits(),
-                     progress: bool = True, log=print) -> Path:
-    """Download an official pretrained generator (``.pth``) and check it loads as one; returns its path."""
+                     progress: bool = True, log=print, check=None) -> Path:
+    """Download an official pretrained generator (``.pth``) and check it loads as one; returns its path.
+
+    ``check(state_dict, name) -> description`` is the lesson importer's check (``Importer.describe``, which
+    ``deepfake-lab fetch --pretrained`` passes); a file it refuses is not kept.
+    """
     url = _check_name(kind, name, pretrained=True)
     if base_url:
         url = f"{base_url.rstrip('/')}/{url.split('/')[-2]}/{name}.pth"
@@ -396,7 +495,7 @@ def fetch_pretrained(kind: str, name: str, dest: str | os.PathLike | None = None
     try:
         record = download(url, tmp, sha256, limits, progress)
         try:
-            what = _check_model(kind, tmp)
+            what = _check_model(tmp, check)
         except (ValueError, OSError) as err:
             raise FetchError(f"{url}: downloaded, but it is not a usable {kind} generator ({err}); not kept") from err
         os.replace(tmp, final)
@@ -409,40 +508,3 @@ def fetch_pretrained(kind: str, name: str, dest: str | os.PathLike | None = None
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-def _fetch_command(args: argparse.Namespace) -> int:
-    if args.name == "list":
-        print("data sets: " + ", ".join(CYCLEGAN_DATASETS if args.kind == "cyclegan" else PIX2PIX_DATASETS))
-        print("pretrained models (--pretrained): " + ", ".join(CYCLEGAN_MODELS if args.kind == "cyclegan"
-                                                               else PIX2PIX_MODELS))
-        return 0
-    limits = Limits(download_bytes=int(args.max_gb * 2**30), total_bytes=int(2 * args.max_gb * 2**30))
-    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
-    if args.pretrained:
-        path = fetch_pretrained(args.kind, args.name, args.dest, args.mirror, args.sha256, args.force, limits,
-                                not args.no_progress, log)
-        print(path)
-        if args.kind == "cyclegan":
-            log(f"use it: deepfake-lab translate --model {path} photo.jpg -o out.png")
-        return 0
-    path = fetch_dataset(args.kind, args.name, args.dest, args.mirror, args.sha256, args.force, limits,
-                         not args.no_progress, log)
-    print(path)
-    log(f"train on it: deepfake-lab train {args.kind} --data {path}")
-    return 0
-
-
-def add_commands(sub) -> None:
-    """``deepfake-lab fetch cyclegan|pix2pix NAME [--pretrained] [--dest DIR] [--sha256 HEX] ...``."""
-    p = sub.add_parser("fetch", help="download an official CycleGAN/pix2pix data set or pretrained model (verified, "
-                                     "safely unpacked)",
-                       description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("kind", choices=("cyclegan", "pix2pix"))
-    p.add_argument("name", help="an official name, e.g. horse2zebra, facades; `list` prints them")
-    p.add_argument("--pretrained", action="store_true", help="fetch the pretrained generator, not the data set")
-    p.add_argument("--dest", help="folder to put it in (default: the cache, ~/.cache/deepfake_lab/datasets or models)")
-    p.add_argument("--sha256", help="refuse the download unless it has this SHA-256")
-    p.add_argument("--mirror", help=f"base URL instead of the authors' ({CYCLEGAN_URL} or {PIX2PIX_URL})")
-    p.add_argument("--max-gb", type=float, default=20.0, help="download size limit in GiB (unpacked: twice that)")
-    p.add_argument("--force", action="store_true", help="fetch again even if a complete copy is there")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_fetch_command)
