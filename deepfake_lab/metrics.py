@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,6 +42,8 @@ __all__ = [
     "alexnet_features",
     "LPIPS",
     "lpips",
+    "PAIR_METRICS",
+    "pair_scores",
     "InceptionFeatures",
     "clean_resize",
     "inception_features",
@@ -246,6 +248,46 @@ def lpips(x: torch.Tensor, y: torch.Tensor, net: str = "vgg", reduction: str = "
     with torch.no_grad():
         per_image = _LPIPS_CACHE[key](x, y)
     return _reduce(per_image, reduction)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pairs: the scores of predictions against their targets, the one loop every evaluation uses
+# ----------------------------------------------------------------------------------------------
+#: what :func:`pair_scores` can compute
+PAIR_METRICS = ("psnr", "ssim", "lpips", "l1")
+
+
+def pair_scores(pred: torch.Tensor, target: torch.Tensor, metrics: Sequence[str] = ("psnr", "ssim", "lpips"),
+                lpips_nets: Sequence[str] = ("alex", "vgg"), reduction: str = "mean") -> dict:
+    """PSNR, SSIM, LPIPS (and ``l1``, :func:`reconstruction_l1`) of (N, 3, H, W) predictions against their
+    targets, both in [-1, 1]: the scores of every held-out evaluation, the ``eval`` command and the app.
+
+    ``"lpips"`` gives one score per network of ``lpips_nets``: the key ``lpips`` for ``"vgg"`` (this
+    package's default head) and ``lpips_<net>`` for the others (``lpips_alex``: AlexNet, the LPIPS authors'
+    default for measuring); NaN when that network's weights are not installed (``deepfake-lab setup-weights``).
+    Returns ``{name: float}`` (means over the N pairs), or ``{name: (N,) tensor}`` with ``reduction="none"``.
+    """
+    _check_pair(pred, target, "pair_scores")
+    unknown = [m for m in metrics if m not in PAIR_METRICS]
+    if unknown:
+        raise ValueError(f"pair_scores: unknown metric(s) {unknown}; choose from {', '.join(PAIR_METRICS)}")
+    pred, target = pred.detach().float(), target.detach().float()
+    out: dict = {}
+    for name in metrics:
+        if name == "psnr":
+            out["psnr"] = psnr(pred, target, reduction=reduction)
+        elif name == "ssim":
+            out["ssim"] = ssim(pred, target, reduction=reduction)
+        elif name == "l1":
+            out["l1"] = reconstruction_l1(pred, target, reduction=reduction)
+        else:
+            for net in lpips_nets:
+                key = "lpips" if net == "vgg" else f"lpips_{net}"
+                try:
+                    out[key] = lpips(pred, target, net=net, reduction=reduction)
+                except FileNotFoundError:  # weights not installed
+                    out[key] = float("nan") if reduction == "mean" else torch.full((pred.shape[0],), float("nan"))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -465,75 +507,3 @@ def keypoint_distance(kp_a, kp_b, image_size: tuple[int, int] | None = None) -> 
     if not valid.any():
         raise ValueError("keypoints: every keypoint is NaN in one of the two sets; nothing to compare")
     return float(dist[valid].mean())
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line: deepfake-lab eval / deepfake-lab setup-weights
-# ----------------------------------------------------------------------------------------------
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-ALL_METRICS = ("psnr", "ssim", "lpips", "fid", "kid")
-
-
-def pairs(pred: Path, target: Path) -> list[tuple[Path, Path]]:
-    """Match files: two images, or the files with the same name (stem) in two folders."""
-    for p in (pred, target):
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    if pred.is_file() and target.is_file():
-        return [(pred, target)]
-    if pred.is_dir() and target.is_dir():
-        def images(folder):
-            return {f.stem: f for f in sorted(folder.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES}
-
-        a, b = images(pred), images(target)
-        common = sorted(set(a) & set(b))
-        if not common:
-            raise ValueError(f"{pred} and {target}: no image names in common (found {len(a)} and {len(b)} images); "
-                             "--pred and --target folders must hold files with the same names")
-        return [(a[k], b[k]) for k in common]
-    raise ValueError(f"{pred} and {target}: give two image files or two folders")
-
-
-def _load_image(path: Path, size: tuple[int, int] | None = None) -> torch.Tensor:
-    from PIL import Image
-
-    try:
-        img = Image.open(path).convert("RGB")
-    except OSError as err:
-        raise ValueError(f"{path}: cannot be read as an image ({err})") from err
-    if size is not None and img.size != size:
-        img = img.resize(size, Image.BICUBIC)
-    arr = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float()
-    return arr / 127.5 - 1                                                                 # (3, H, W) in [-1, 1]
-
-
-def evaluate_pairs(pairs: Sequence[tuple[Path, Path]], metrics: Iterable[str], net: str = "vgg",
-                   device: str = "cpu") -> tuple[list[dict], dict]:
-    """Per-pair rows (psnr/ssim/lpips) and set-level values (fid/kid, averages) for the CLI table."""
-    metrics = list(metrics)
-    rows, preds, targets = [], [], []
-    for p, t in pairs:
-        y = _load_image(t)[None]
-        x = _load_image(p, size=(y.shape[-1], y.shape[-2]))[None]   # pred resized to target's size if needed
-        row = {"name": p.name}
-        if "psnr" in metrics:
-            row["psnr"] = psnr(x, y)
-        if "ssim" in metrics:
-            row["ssim"] = ssim(x, y)
-        if "lpips" in metrics:
-            row["lpips"] = lpips(x.to(device), y.to(device), net=net)
-        rows.append(row)
-        if "fid" in metrics or "kid" in metrics:
-            preds.append(x)
-            targets.append(y)
-    summary = {m: float(np.mean([r[m] for r in rows])) for m in ("psnr", "ssim", "lpips") if m in metrics}
-    if preds:
-        fa = torch.cat([inception_features(x, device=device) for x in preds])
-        fb = torch.cat([inception_features(y, device=device) for y in targets])
-        if "fid" in metrics:
-            summary["fid"] = fid(fa, fb) if len(preds) >= 2 else float("nan")
-        if "kid" in metrics:
-            summary["kid"] = kid(fa, fb) if len(preds) >= 2 else float("nan")
-    return rows, summary
-
-

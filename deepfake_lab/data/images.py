@@ -3,16 +3,22 @@
 :func:`load_image` opens any file Pillow reads and returns an 8-bit RGB image, or raises
 :class:`~deepfake_lab.data.DataError` naming the file and what to do:
 
-* not there, a folder, not an image, or an image format Pillow cannot decode;
+* not there, a folder, empty (0 bytes), not an image (a text file renamed ``.png``), or an image format
+  Pillow cannot decode;
 * corrupt or truncated data (a half-downloaded JPEG);
 * too small (less than ``MIN_SIDE`` = 32 pixels a side: the networks downsample several times) or too
   large (more than ``MAX_PIXELS`` = 40 megapixels: it would not fit in memory as float tensors); the
-  size is read from the header, before any pixel is decoded.
+  size is read from the header, before any pixel is decoded. A "decompression bomb" (a few kB that claim
+  20000x20000 pixels) gets the same message, with its size, and never a Pillow traceback.
+
+These two limits are the one size policy of every entry point (the CLI's ``translate``, ``swap``, ``eval``,
+``animate`` and the app): use :func:`check_size` for sizes known without this loader (video frames).
 
 What can be converted is converted, with a :class:`ImageConversionWarning` that says what changed:
 grayscale (copied to 3 channels), transparency (composited over white), palette, CMYK, 16-bit and
 floating-point images (scaled to 8 bits). The EXIF orientation tag is applied, so a phone photo comes
-out the way up it was taken. Animated files use their first frame.
+out the way up it was taken. Animated files use their first frame. The command line prints each warning
+as one line (``deepfake-lab: note: photo.png: is grayscale; ...``); the app shows it on the page.
 
 :func:`pil_to_tensor` turns an image into the (3, H, W) tensor in [-1, 1] every lesson uses;
 :func:`pad_to_multiple` / :func:`unpad` let a network that needs sizes divisible by 4 (or 256) run
@@ -34,13 +40,15 @@ from . import DataError
 __all__ = ["IMAGE_EXTENSIONS", "MIN_SIDE", "MAX_PIXELS", "ImageConversionWarning", "load_image", "to_rgb",
            "check_size", "list_images", "pil_to_tensor", "pad_to_multiple", "unpad", "crop_to_multiple"]
 
-#: file name endings taken as images when a folder is listed (compared in lower case)
+#: file name endings taken as images when a folder is listed (compared in lower case): the one list of them
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm",
                     ".pnm", ".tga")
-#: smallest side accepted, in pixels
+#: smallest side accepted, in pixels (every network here downsamples at least 3 times; SSIM needs 11)
 MIN_SIDE = 32
-#: largest image accepted, in pixels (width x height)
+#: largest image (or video frame) accepted, in pixels (width x height)
 MAX_PIXELS = 40_000_000
+#: what to do with an image over :data:`MAX_PIXELS`
+DOWNSCALE_IMAGE = "downscale it first (e.g. to 2048 pixels on the long side)"
 
 
 class ImageConversionWarning(UserWarning):
@@ -52,13 +60,48 @@ def _note(name: str, text: str) -> None:
 
 
 def check_size(width: int, height: int, name: str = "image", min_side: int = MIN_SIDE,
-               max_pixels: int = MAX_PIXELS) -> None:
-    """Raise :class:`DataError` if a ``width`` x ``height`` image is too small or too large to use."""
+               max_pixels: int = MAX_PIXELS, fix: str = DOWNSCALE_IMAGE) -> None:
+    """Raise :class:`DataError` if a ``width`` x ``height`` image is too small or too large to use.
+
+    ``fix`` says what to do about a size over the limit (a video needs an ``ffmpeg`` command instead).
+    """
     if min(width, height) < min_side:
-        raise DataError(f"{name}: {width}x{height} pixels; need at least {min_side}x{min_side}")
+        raise DataError(f"{name}: {width}x{height} pixels; need at least {min_side}x{min_side}: give a larger image")
     if width * height > max_pixels:
         raise DataError(f"{name}: {width}x{height} pixels = {width * height / 1e6:.1f} megapixels, over the limit of "
-                        f"{max_pixels / 1e6:.0f} megapixels; downscale it first (e.g. to 2048 pixels on the long side)")
+                        f"{max_pixels / 1e6:.0f} megapixels; {fix}")
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) as the file's header states it, read past Pillow's decompression-bomb guard.
+
+    Only the header is parsed (Pillow's format plugins decode nothing when opening); None if no plugin
+    recognises the file.
+    """
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            verdict = accept(prefix) if accept else True
+            if not verdict or isinstance(verdict, str):
+                continue
+            try:
+                fp.seek(0)
+                return factory(fp, str(path)).size
+            except Exception:  # not this format after all: try the next plugin
+                continue
+    return None
+
+
+def _not_an_image(path: Path) -> str:
+    """Why Pillow recognised no image in ``path``: it holds text, or bytes of no format Pillow knows."""
+    with open(path, "rb") as fp:
+        head = fp.read(512)
+    text = head.decode("utf-8", errors="replace")[:-1]  # the last character may be cut in two
+    if text.strip() and b"\0" not in head and "\ufffd" not in text:
+        return "the file holds text, not image data; give a picture file (PNG, JPEG, WebP ...)"
+    return (f"its contents match no image format ({path.suffix or 'no extension'}); if it is a picture, re-save "
+            "it as PNG or JPEG with an image editor")
 
 
 def load_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -69,14 +112,21 @@ def load_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE, max_pixels:
         raise DataError(f"{name}: no such file")
     if path.is_dir():
         raise DataError(f"{name}: is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{name}: not an image format Pillow can read: empty file (0 bytes); the download or copy "
+                        "did not finish: get the file again")
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():  # over Pillow's own limit: refused below, by check_size, from the header
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except UnidentifiedImageError as err:
-        raise DataError(f"{name}: not an image format Pillow can read ({path.suffix or 'no extension'}); "
-                        "convert it to PNG or JPEG") from err
-    except Image.DecompressionBombError as err:
-        raise DataError(f"{name}: too large to open safely ({err}); the limit here is "
-                        f"{max_pixels / 1e6:.0f} megapixels: downscale it first") from err
+        raise DataError(f"{name}: not an image format Pillow can read: {_not_an_image(path)}") from err
+    except Image.DecompressionBombError as err:  # claims over twice Pillow's limit: it would not even open
+        size = _header_size(path)
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        what = f"{size[0]}x{size[1]} pixels = {size[0] * size[1] / 1e6:.1f} megapixels" if size else str(err)
+        raise DataError(f"{name}: too large to open safely: {what}, over the limit of {limit / 1e6:.0f} megapixels "
+                        f"(a possible decompression bomb); {DOWNSCALE_IMAGE}") from err
     except OSError as err:  # unreadable, or a header cut short
         raise DataError(f"{name}: cannot be read: corrupt or truncated ({err}); re-export or re-download the file"
                         ) from err

@@ -6,8 +6,10 @@ an array of RGB frames plus its frame rate, and write their results back as a vi
     clip = read_video("talk.mp4")           # clip.frames: (T, H, W, 3) uint8, clip.fps: 29.97
     write_video("out.mp4", clip.frames, clip.fps)
 
-A file that is missing, empty, damaged, or holds no video stream is a :class:`DataError` whose
-message names the file and says what to do, never an FFmpeg traceback.
+A file that is missing, empty, damaged, holds no video stream, or is not a video at all (a text file,
+which FFmpeg would otherwise draw as ANSI-art frames) is a :class:`DataError` whose message names the
+file and says what to do, never an FFmpeg traceback. :func:`check_frame_size` applies the images' size
+policy (:data:`~deepfake_lab.data.images.MIN_SIDE`, :data:`~deepfake_lab.data.images.MAX_PIXELS`) to frames.
 """
 from __future__ import annotations
 
@@ -19,8 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from . import DataError
+from .images import check_size
 
-__all__ = ["VideoClip", "read_video", "write_video", "video_info"]
+__all__ = ["VideoClip", "read_video", "write_video", "video_info", "check_frame_size"]
+
+#: what to do with a video whose frames are over the size limit
+DOWNSCALE_VIDEO = "scale it down first (e.g. `ffmpeg -i in.mp4 -vf scale=1280:-2 out.mp4`)"
 
 
 @dataclass
@@ -56,22 +62,48 @@ def _open_input(path: Path):
     except av.error.FFmpegError as err:  # InvalidDataError, unknown format, permission ...
         raise DataError(f"{path}: not a readable video ({err.strerror or err}); the file is damaged or not a video. "
                         "Re-encode it, e.g. `ffmpeg -i in -c:v libx264 out.mp4`") from err
+    if container.format.name == "tty":  # FFmpeg's text demuxer: any text file "plays" as ANSI art
+        container.close()
+        raise DataError(f"{path}: not a video PyAV can decode (it holds text, which FFmpeg would only draw as "
+                        "characters); give a video file (.mp4, .mov, .webm ...)")
     if not container.streams.video:
         container.close()
         raise DataError(f"{path}: has no video stream (audio or data only); give a file with video")
     return container
 
 
+def check_frame_size(width: int, height: int, name: str = "video") -> None:
+    """Raise :class:`DataError` for frames smaller or larger than images may be (one size policy)."""
+    check_size(width, height, name, fix=DOWNSCALE_VIDEO)
+
+
 def video_info(path: str | os.PathLike) -> dict:
-    """Width, height, frame rate and (where the container says) frame count, without decoding."""
+    """Width, height, frame rate and (where the container says) frame count, without decoding.
+
+    A header that states no frame size costs one decoded frame; if none decodes, the file is refused.
+    """
+    import av
+
     path = Path(path)
     container = _open_input(path)
     try:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
-        return {"width": stream.codec_context.width, "height": stream.codec_context.height,
-                "fps": float(rate) if rate else None, "frames": int(stream.frames) or None,
-                "codec": stream.codec_context.name}
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if not (width and height):
+            try:
+                frame = next(iter(container.decode(stream)), None)
+            except av.error.FFmpegError as err:
+                frame, why = None, err.strerror or str(err)
+            else:
+                why = "no frame decodes"
+            if frame is None:
+                raise DataError(f"{path}: not a video PyAV can decode (its header states no frame size and {why}); "
+                                "the file is damaged or not a video. Re-encode it, e.g. "
+                                "`ffmpeg -i in -c:v libx264 out.mp4`")
+            width, height = frame.width, frame.height
+        return {"width": width, "height": height, "fps": float(rate) if rate else None,
+                "frames": int(stream.frames) or None, "codec": stream.codec_context.name}
     finally:
         container.close()
 
