@@ -4,6 +4,9 @@
   survives screenshots and does not hide any pixel of the result;
 * machine-readable provenance in PNG text chunks (``synthetic=true``, the generator, the model,
   the time, and an IPTC digital-source-type URI that content-credential readers understand);
+* an invisible watermark in the pixels (:mod:`deepfake_lab.watermark`): "synthetic, made by deepfake_lab"
+  in the DCT blocks of the luma, which outlives what strips metadata (a screenshot, a JPEG re-save, a crop
+  of the strip); ``deepfake-lab verify FILE`` reads all three;
 * C2PA content credentials (https://c2pa.org), with the ``c2pa-python`` package: a signed manifest
   inside the PNG (and MP4/GIF) whose ``c2pa.actions`` assertion says the file was created by a trained
   model (IPTC ``trainedAlgorithmicMedia``). Any C2PA reader shows it (``c2patool``,
@@ -29,9 +32,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-__all__ = ["LABEL_TEXT", "REFERENCE_TEXT", "label_image", "provenance_info", "save_labelled_png", "save_reference_png",
-           "read_provenance", "sign_content_credentials", "read_content_credentials", "credential_actions",
-           "content_credentials_available"]
+__all__ = ["LABEL_TEXT", "REFERENCE_TEXT", "label_image", "mark_synthetic", "provenance_info", "save_labelled_png",
+           "save_reference_png", "read_provenance", "sign_content_credentials", "read_content_credentials", "credential_actions",
+           "content_credentials_available", "content_credentials_state", "find_label_strip"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,38 @@ def label_image(image: Image.Image, text: str = LABEL_TEXT, colour: tuple[int, i
     return out
 
 
+def mark_synthetic(image: Image.Image, media: int = 1) -> Image.Image:
+    """The two marks in the pixels of a generated image: the invisible watermark of
+    :mod:`deepfake_lab.watermark` (which outlives re-saving, JPEG and crops) in the image itself, then the
+    visible SYNTHETIC strip below it (``media``: 1 a still image, 2 a video frame)."""
+    from .watermark import embed_image
+
+    return label_image(embed_image(image, media))
+
+
+def find_label_strip(rgb, colour: tuple[int, int, int] = LABEL_COLOUR, tolerance: int = 90) -> tuple[str, int] | None:
+    """Where the strip of :func:`label_image` is in an (H, W, 3) uint8 picture: ``("bottom", rows)`` or
+    ``("top", rows)``, or None. A row belongs to the strip when most of its pixels are within ``tolerance``
+    (sum of the three channel differences) of ``colour`` (JPEG and H.264 shift it a little); the strip must
+    be at least 6 rows high and hold some white text."""
+    import numpy as np
+
+    pixels = np.asarray(rgb)[..., :3].astype(np.int16)
+    near = np.abs(pixels - np.array(colour)).sum(axis=-1) < tolerance  # (H, W)
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    # white text, pink where it blends with the red, dark red where JPEG rings around it
+    letters = ((r > 150) & (np.abs(g - b) < 40) & (r - g > -20)) | (r - np.maximum(g, b) > 40)
+    strip_rows = (near.mean(axis=1) > 0.3) & ((near | letters).mean(axis=1) > 0.85)
+    for where, order in (("bottom", strip_rows[::-1]), ("top", strip_rows)):
+        skip = 1 if len(order) > 1 and not order[0] and order[1] else 0  # one blended edge row after a resize
+        rows = int(np.argmin(np.append(order[skip:], False)))
+        if rows >= 6:
+            band = pixels[-rows - skip:len(pixels) - skip] if where == "bottom" else pixels[skip:skip + rows]
+            if (band.min(axis=-1) > 150).mean() > 0.002:  # white letters
+                return where, rows
+    return None
+
+
 def save_reference_png(image: Image.Image, path: str | os.PathLike, details: dict[str, Any] | None = None) -> Path:
     """Save a *real* image shown next to generated ones (an input, a ground truth): a grey "REAL - not
     generated" strip of the same height as the SYNTHETIC one, and text chunks with ``synthetic=false``."""
@@ -137,11 +172,12 @@ def provenance_info(details: dict[str, Any] | None = None) -> dict[str, str]:
 
 def save_labelled_png(image: Image.Image, path: str | os.PathLike, details: dict[str, Any] | None = None,
                       label: bool = True) -> Path:
-    """Save ``image`` as PNG with the visible label (unless ``label=False``) and provenance text chunks."""
+    """Save ``image`` as PNG with the invisible mark and the visible label (unless ``label=False``), the
+    provenance text chunks and, where the C2PA library is installed, signed content credentials."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if label:
-        image = label_image(image)
+        image = mark_synthetic(image)
     buffer = io.BytesIO(_png_bytes(image, provenance_info(details)))
     if not sign_content_credentials(buffer, path, "image/png", details):
         path.write_bytes(buffer.getvalue())  # no C2PA library: the label and the text chunks still say it
@@ -293,6 +329,25 @@ def credential_actions(path: str | os.PathLike) -> list[dict[str, Any]]:
     manifest = store["manifests"][store["active_manifest"]]
     return [action for assertion in manifest.get("assertions", []) if assertion["label"].startswith("c2pa.actions")
             for action in assertion["data"].get("actions", [])]
+
+
+def content_credentials_state(path: str | os.PathLike) -> tuple[str, list[str]]:
+    """``("valid" | "changed" | "absent", notes)`` for the C2PA manifest of a file. *valid*: the signature
+    checks out and covers the file as it is (this package's local signer is reported untrusted, a note, not
+    a failure); *changed*: a manifest is there but the file or the manifest changed after signing."""
+    store = read_content_credentials(path)
+    if not store or not store.get("active_manifest"):
+        return "absent", []
+    problems = {item["code"] for item in store.get("validation_status", [])}
+    notes = [f"created by {action.get('softwareAgent', {}).get('name', 'unknown software')}: "
+             f"{action['digitalSourceType'].rsplit('/', 1)[-1]}" for action in credential_actions(path)
+             if action.get("digitalSourceType")]
+    if "signingCredential.untrusted" in problems:
+        notes.append("signed by a local certificate no public authority vouches for")
+    failed = sorted(problems - {"signingCredential.untrusted"})
+    if failed:
+        return "changed", notes + [f"validation: {', '.join(failed)}"]
+    return "valid", notes
 
 
 def read_provenance(path_or_image) -> dict[str, str]:

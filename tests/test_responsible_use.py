@@ -1,9 +1,10 @@
 """Responsible use, end to end: every command that makes an image or a video labels it, visibly and in metadata.
 
 Each generating command of the command line runs here, as a user types it, with the demo weights shipped in
-the package, and its output is opened again: a PNG must show the red SYNTHETIC strip and carry the provenance
-text chunks (IPTC ``trainedAlgorithmicMedia``, the model, the command); a video must carry the label in its
-container metadata and in its pixels. The app's outputs are checked the same way in ``tests/test_app*.py``.
+the package, and its output is opened again: a PNG must show the red SYNTHETIC strip, carry the provenance
+text chunks (IPTC ``trainedAlgorithmicMedia``, the model, the command) and the invisible watermark; a video
+must carry the label in its container metadata and in its pixels, and the watermark in its frames. The app's
+outputs are checked the same way in ``tests/test_app*.py``.
 The course material must say what consent means, what the law asks, and how fakes are detected.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_lab import cli
+from deepfake_lab import cli, watermark
 from deepfake_lab.provenance import (IPTC_TRAINED_ALGORITHMIC_MEDIA, LABEL_TEXT, credential_actions,
                                      read_content_credentials, read_provenance)
 
@@ -53,7 +54,15 @@ def assert_labelled_png(path: Path, model_name: str) -> dict:
     details = json.loads(info["deepfake_lab"])
     assert model_name in json.dumps(details), f"{path}: provenance does not name the model {model_name}: {details}"
     assert_content_credentials(path)
+    assert_watermarked(pixels, path, "image")
     return details
+
+
+def assert_watermarked(pixels, what, media: str) -> None:
+    """The invisible mark of :mod:`deepfake_lab.watermark` (one picture, or the frames of a video), all bits."""
+    mark = watermark.detect(pixels) if np.asarray(pixels).ndim == 3 else watermark.detect_frames(pixels)
+    assert mark.found and mark.payload_ok, f"{what}: no invisible mark ({mark.describe()})"
+    assert mark.media == media and mark.bit_accuracy == 1.0, f"{what}: {mark}"
 
 
 def run(*argv: str) -> None:
@@ -103,6 +112,7 @@ def test_animate_labels_the_video_file_and_its_frames(tmp_path, suffix):
     assert len(frames) == 6
     bottom = frames[0][-3:, :, :].reshape(-1, 3).astype(int)
     assert (np.abs(bottom - STRIP_RED).sum(axis=1) < 60).mean() > 0.5, "no visible label strip in the frames"
+    assert_watermarked(frames, out, "video frame")
 
 
 def test_content_credentials_reveal_a_changed_image(tmp_path):
