@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     config = PRESETS[args.preset]
     batch_size = args.batch or (8 if args.preset == "demo" else 4)
-    project = precision_for(device, config.cpu_bf16, "auto")
+    project = precision_for(device, config.bf16_ok, "auto")
     fp32 = Precision(device.type, None)
     bf16 = Precision(device.type, torch.bfloat16)
     print(f"device: {describe(device)}; native CPU bf16: {cpu_supports_bf16()}; preset {args.preset} "

@@ -9,7 +9,7 @@
 Both steps are the same :class:`~deepfake_lab.cyclegan.CycleGANModel` step (G and F, then D_X and D_Y;
 Adam; image pools), built from the same seed, in the same process, alternating, so the machine's noise
 mostly cancels in the ratio. "Project" uses :func:`deepfake_lab.device.precision_for` with the model's
-``cpu_bf16=True``: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512-bf16/AMX), where the
+``bf16_ok=True``: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512-bf16/AMX), where the
 ResNet generator runs about 2x faster; fp32 elsewhere (emulated bf16 is many times slower).
 Prints medians and ``fp32 / project`` (> 1: the project's step is faster).
 """
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     config = CycleGANConfig(ngf=args.ngf, ndf=args.ndf, n_blocks=args.n_blocks, norm=args.norm, upsample=args.upsample)
-    project = precision_for(device, config.cpu_bf16, "auto")
+    project = precision_for(device, config.bf16_ok, "auto")
     variants = {"project": project, "fp32 eager": Precision(device.type, None)}
     if args.force_bf16 and project.dtype is None:
         variants["bf16 autocast (forced)"] = Precision(device.type, torch.bfloat16)

@@ -9,8 +9,8 @@ dispatched the convolutions to in each precision (torch.profiler). bf16 autocast
 the CPU when oneDNN has native bf16 kernels (AVX-512-bf16 or AMX; ``torch.ops.mkldnn.
 _is_mkldnn_bf16_supported()``). Without them PyTorch falls back to its reference kernels
 (``aten::_slow_conv2d_forward``, ``aten::slow_conv_transpose2d``: im2col + a bf16 matrix product
-emulated in fp32), and bf16 is several times *slower* than fp32. Hence ``Pix2PixConfig.cpu_bf16 =
-False``: pix2pix trains in fp32 on the CPU (``--precision bf16`` forces bf16). The machine these
+emulated in fp32), and bf16 is several times *slower* than fp32. Hence the measured policy
+(``deepfake_lab.device.choose_precision``) keeps pix2pix in fp32 on such a CPU (``--precision bf16`` forces bf16). The machine these
 numbers come from is shared and noisy: trust the ratios, not the seconds.
 """
 from __future__ import annotations

@@ -63,10 +63,9 @@ def warp(image: torch.Tensor, grid: torch.Tensor, padding_mode: str = "zeros") -
     another resolution than the image it is what the output takes. ``align_corners`` is PyTorch's
     default (False), as in the official code; see the module docstring.
     """
-    if grid.dtype != image.dtype:  # autocast may hand us a bf16 image and an fp32 grid
-        grid = grid.to(image.dtype)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode,
-                         align_corners=GRID_SAMPLE_ALIGN_CORNERS)
+    with full_precision(image.device.type):  # sampling positions and weights in fp32, even under bf16 autocast
+        return F.grid_sample(image.float(), grid.float(), mode="bilinear", padding_mode=padding_mode,
+                             align_corners=GRID_SAMPLE_ALIGN_CORNERS)
 
 
 def kp2gaussian(kp: torch.Tensor, spatial_size: tuple[int, int], kp_variance: float) -> torch.Tensor:
