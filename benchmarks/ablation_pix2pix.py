@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from deepfake_lab.pix2pix import PRESETS, Pix2PixConfig, face_task_report, load_generator  # noqa: E402
+from deepfake_lab.evaluation import face_task_report  # noqa: E402
+from deepfake_lab.pix2pix import PRESETS, Pix2PixConfig, load_generator  # noqa: E402
 from deepfake_lab.train import LoopConfig, config_from_dict  # noqa: E402
 
 OBJECTIVES = ("l1", "cgan", "l1+cgan")

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepfake_lab.app import tab_translate  # noqa: E402
 from deepfake_lab.app.common import AppContext, ModelStore  # noqa: E402
+from deepfake_lab.app.models import demo_entries, run_entry  # noqa: E402
 from deepfake_lab.device import describe, pick_device  # noqa: E402
 
 GOAL_S = 1.0
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
 
     ctx = AppContext(device=device, models=ModelStore(device))
     load = timed(lambda: ctx.models.preload(tab_translate.MODELS))
-    entries = tab_translate.demo_entries(ctx)
+    entries = demo_entries(ctx)
     with tempfile.TemporaryDirectory() as tmp:
         path = picture(Path(tmp) / "astronaut.png", args.size)
         first = timed(lambda: tab_translate.translate_image(ctx, path))
@@ -79,7 +80,7 @@ def main(argv=None) -> int:
             for row in result.table:  # the per-model latency the table shows
                 if row[0] in per_model:
                     per_model[row[0]].append(float(row[2]) / 1000)
-            models.append(timed(lambda: [tab_translate.run_entry(e, image) for e in entries]))
+            models.append(timed(lambda: [run_entry(e, image) for e in entries]))
 
     request, alone = statistics.median(requests), statistics.median(models)
     print(f"\n{'what':<44} {'time':>10}")

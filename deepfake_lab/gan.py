@@ -38,7 +38,8 @@ from .blocks import ConvNormAct, DownBlock, UpBlock, init_weights, mlp_layer
 from .device import Precision
 from .losses import LOSSES, d_loss, g_loss, gradient_penalty
 from .settings import demo_weights
-from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, latest_checkpoint
+from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict
+from .run_folder import open_weights
 
 __all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
            "build_generator", "build_discriminator", "GANModel", "PRESETS", "preset", "make_dataset",
@@ -97,8 +98,8 @@ class GANConfig:
     init: str = "normal"
     #: number of points drawn for a 2-D mixture data set
     n_points: int = 50_000
-    #: bf16 autocast on the CPU: off, these networks are too small to gain from it
-    cpu_bf16: bool = False
+    #: bf16 autocast keeps this model within its parity bound; whether it pays is measured (:mod:`deepfake_lab.device`)
+    bf16_ok: bool = True
 
     @property
     def is_points(self) -> bool:
@@ -440,19 +441,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     ``path`` is a weights file written by :func:`export_generator` (fp16 or fp32), a training
     checkpoint ``step-*.safetensors``, or a run folder (its latest checkpoint is used).
     """
-    path = Path(path)
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise ckpt.CheckpointError(f"{path}: a folder without a checkpoint (no latest.json); give a "
-                                       ".safetensors file or the --out folder of `deepfake-lab train gan`")
-        path = found[0]
-    nets, meta = ckpt.load_weights(path)
-    if meta.get("kind") != "gan":
-        raise ckpt.CheckpointError(f"{path}: holds a {meta.get('kind')!r} model, not a GAN; "
-                                   "give weights written by `deepfake-lab train gan`")
-    if "G" not in nets:
-        raise ckpt.CheckpointError(f"{path}: has no generator weights ('G.*'); it holds {sorted(nets)}")
+    nets, meta, path = open_weights(path, "gan", networks=("G",))
     config = config_from_dict(GANConfig, meta.get("config") or {})
     G = build_generator(config)
     try:

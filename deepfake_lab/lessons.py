@@ -9,6 +9,7 @@ in :data:`LESSONS`. The row says, in data, what the rest of the package may do w
 ``model``          builds the :class:`~deepfake_lab.train.LessonModel` (after the run's seed is set)
 ``dataset``        the training data named by ``--data``
 ``evaluate``       the held-out evaluation printed and stored after training (``metrics.json``)
+``metrics_key``    the metadata key of those metrics in the exported file (default ``metrics``)
 ``export``/``load``  the demo-weights file pair (fp16 safetensors whose ``kind`` is the lesson's name)
 ``demo_weights``   the files in :data:`~deepfake_lab.settings.WEIGHTS_DIR` that the app shows
 ``translator``     for image-to-image lessons: builds the ``translate`` runner from a weights file
@@ -28,6 +29,8 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
+
+import torch
 
 from . import animation, cyclegan, faceswap, gan, pix2pix
 from .data.unpaired import PREPROCESS
@@ -87,6 +90,8 @@ class Lesson:
     after_training: Callable[[Any, Any, LoopConfig], str | None] | None = None
     #: (model, config, data) -> held-out metrics dict, or None when the data has no held-out part
     evaluate: Callable[[Any, Any, str], dict | None] | None = None
+    #: the key of those metrics in the exported file's metadata (the demo weights' cards and notebooks read it)
+    metrics_key: str = "metrics"
     demo_weights: tuple[str, ...] = ()
     translator: Callable[..., Any] | None = None
     importer: Any = None
@@ -238,6 +243,12 @@ def _pix2pix_configure(config, options):
     return config
 
 
+def _pix2pix_dataset(config, data: str, options):
+    from .data.paired import open_paired
+
+    return open_paired(data, config.direction, config.load_size, config.crop_size)
+
+
 def _pix2pix_evaluate(model, config, data: str):
     from .evaluation import pix2pix_held_out
 
@@ -248,7 +259,7 @@ PIX2PIX = Lesson(
     3, "pix2pix", "pix2pix: paired translation", "Isola et al. 2017", "deepfake_lab/pix2pix.py", "03_pix2pix.ipynb",
     preset=lambda name, data: pix2pix.PRESETS[name][:2], preset_names=tuple(pix2pix.PRESETS),
     model=lambda config, device, precision, steps: pix2pix.Pix2Pix(config, device, precision, total_steps=steps),
-    dataset=lambda config, data, options: pix2pix.build_dataset(data, config),
+    dataset=_pix2pix_dataset,
     export=lambda model, config, path, extra: pix2pix.export_weights(model, config, path, extra),
     load=pix2pix.load_generator,
     default_data="carphone-edges",
@@ -311,7 +322,7 @@ ANIMATION = Lesson(
                                                                             total_steps=steps),
     dataset=_animation_dataset,
     export=lambda model, config, path, extra: animation.save_animation_model(model.inference_model(), path,
-                                                                             extra=extra),
+                                                                             dtype=torch.float16, extra=extra),
     load=animation.load_animation_model,
     default_data="demo",
     data_help="'demo' (carphone frames 0-89 + portrait pseudo-videos; default) or a folder in the official layout: "
@@ -321,6 +332,7 @@ ANIMATION = Lesson(
            Flag("--lr", "Adam learning rate (2e-4)", float, "lr"),
            Flag("--repeats", "items per video per epoch (official num_repeats)", int)),
     evaluate=_animation_evaluate,
+    metrics_key="carphone_heldout",
     demo_weights=("animation-demo",),
     gpu_check=animation.gpu_check_generator,
     describe=lambda model, config, dataset: (f"animation at {config.image_size}x{config.image_size}: {len(dataset)} "
@@ -332,6 +344,9 @@ ANIMATION = Lesson(
 # Lesson 5: face swap
 # --------------------------------------------------------------------------------------------
 def _faceswap_dataset(config, data: str, options):
+    if data != "demo":
+        raise UserError(f"--data {data}: faceswap trains on its offline demo pair only; leave --data out (or give "
+                        "--data demo)")
     tr_A, tr_B, _, _ = faceswap.build_training_faces(config)
     return faceswap.FaceSwapDataset(tr_A, tr_B, config, length=max(len(tr_A), len(tr_B)))
 
@@ -357,6 +372,7 @@ FACESWAP = Lesson(
            Flag("--ssim-weight", "add w * (1 - SSIM) to the L1 loss (default 0, as 2017)", float, "ssim_weight")),
     quick=lambda loop, config: replace(loop, steps=min(loop.steps, 20), sample_every=0, checkpoint_every=0),
     evaluate=_faceswap_evaluate,
+    metrics_key="held_out",
     demo_weights=("faceswap-demo",),
     gpu_check=faceswap.gpu_check_generator,
     describe=lambda model, config, dataset: (f"faceswap: {len(dataset)} face pairs per epoch (A carphone, B Grace "

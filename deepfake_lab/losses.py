@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["LOSSES", "minimax_d_loss", "minimax_g_loss", "nonsaturating_d_loss", "nonsaturating_g_loss",
-           "lsgan_d_loss", "lsgan_g_loss", "hinge_d_loss", "hinge_g_loss", "wgan_d_loss", "wgan_g_loss",
+           "lsgan_loss", "lsgan_d_loss", "lsgan_g_loss", "hinge_d_loss", "hinge_g_loss", "wgan_d_loss", "wgan_g_loss",
            "gradient_penalty", "d_loss", "g_loss", "l1_loss", "reconstruction_loss"]
 
 #: the adversarial losses :func:`d_loss` and :func:`g_loss` know
@@ -84,6 +84,25 @@ def nonsaturating_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 # Mao et al. 2017, "Least Squares Generative Adversarial Networks"
 # ----------------------------------------------------------------------------------------------
+def lsgan_loss(scores: torch.Tensor, target: bool | float) -> torch.Tensor:
+    """The least-squares term of LSGAN (Mao et al. 2017): :math:`\\mathbb{E}[(D(\\cdot) - t)^2]`, the one
+    definition every LSGAN loss here is built from.
+
+    ``target`` is the coded label: ``True`` (real, 1), ``False`` (fake, 0) or a number (the paper's
+    a, b, c). The mean runs over the batch and over every position of a patch discriminator's score map;
+    computed in fp32 even under autocast. It is the official ``GANLoss(gan_mode="lsgan")``: ``MSELoss``
+    against a tensor of ones or zeros.
+
+    **Where the 1/2 lives.** This term has no factor 1/2. The paper's Eq. 2 puts 1/2 on both players:
+    :func:`lsgan_d_loss` and :func:`lsgan_g_loss` multiply by it, and nothing else does. The official
+    CycleGAN step uses this term as it is for the generators (no 1/2) and halves the discriminators'
+    sum in its step, ``0.5 * (loss_D_real + loss_D_fake)``, which is :func:`lsgan_d_loss`'s value
+    (:class:`deepfake_lab.cyclegan.CycleGANModel` does exactly that).
+    """
+    scores = scores.float()
+    return F.mse_loss(scores, torch.full_like(scores, float(target)))
+
+
 def lsgan_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, a: float = 0.0, b: float = 1.0) -> torch.Tensor:
     """LSGAN discriminator loss (Mao et al. 2017, Eq. 2), with fake target ``a`` = 0 and real target ``b`` = 1
     (the paper's 0-1 coding).
@@ -91,10 +110,11 @@ def lsgan_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, a: float 
     .. math:: L_D = \\tfrac12\\mathbb{E}_x[(D(x) - b)^2] + \\tfrac12\\mathbb{E}_z[(D(G(z)) - a)^2]
 
     A squared error instead of a log loss penalises generated samples that are on the right side of
-    the decision boundary but far from the real data, so gradients do not vanish.
-    (The official CycleGAN code computes ``0.5 * (MSE(real, 1) + MSE(fake, 0))``: the same value.)
+    the decision boundary but far from the real data, so gradients do not vanish. The 1/2 is the
+    paper's (see :func:`lsgan_loss`); the official CycleGAN code's ``0.5 * (MSE(real, 1) + MSE(fake, 0))``
+    is the same value.
     """
-    return 0.5 * ((real_scores - b) ** 2).mean() + 0.5 * ((fake_scores - a) ** 2).mean()
+    return 0.5 * (lsgan_loss(real_scores, b) + lsgan_loss(fake_scores, a))
 
 
 def lsgan_g_loss(fake_scores: torch.Tensor, c: float = 1.0) -> torch.Tensor:
@@ -102,10 +122,10 @@ def lsgan_g_loss(fake_scores: torch.Tensor, c: float = 1.0) -> torch.Tensor:
 
     .. math:: L_G = \\tfrac12\\mathbb{E}_z[(D(G(z)) - c)^2]
 
-    The paper's factor 1/2 is kept; the official CycleGAN code uses ``MSE(D(G(z)), 1)`` without it,
-    i.e. twice this value (so its cycle weight 10 is relative to the doubled loss).
+    The paper's factor 1/2 is kept; the official CycleGAN code uses ``lsgan_loss(D(G(z)), True)``
+    without it, i.e. twice this value (so its cycle weight 10 is relative to the doubled loss).
     """
-    return 0.5 * ((fake_scores - c) ** 2).mean()
+    return 0.5 * lsgan_loss(fake_scores, c)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,11 +233,12 @@ def l1_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error :math:`\\mathbb{E}[\\lVert y - \\hat y\\rVert_1]` (per element).
 
     The reconstruction term of pix2pix (Isola et al. 2017, Eq. 3: "L1 ... encourages less blurring"
-    than L2) and of CycleGAN's cycle-consistency loss (Zhu et al. 2017, Eq. 2).
+    than L2), and of CycleGAN's cycle-consistency loss (Zhu et al. 2017, Eq. 2: ``l1_loss(F(G(x)), x)``)
+    and identity loss (§5.2: ``l1_loss(G(y), y)``); the official code's ``nn.L1Loss``.
     """
     if output.shape != target.shape:
         raise ValueError(f"l1_loss: output {tuple(output.shape)} and target {tuple(target.shape)} must have one shape")
-    return (output - target).abs().mean()
+    return (output.float() - target.float()).abs().mean()  # fp32 even under autocast
 
 
 def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:

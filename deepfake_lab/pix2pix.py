@@ -11,13 +11,18 @@ This file reads in the paper's order:
 2. :func:`conditional_discriminator`: the conditional "PatchGAN", 70x70 patches of (x, y) stacked (§3.2.2);
 3. the objective (Eq. 1-4): :func:`discriminator_loss`, :func:`generator_loss`, weight lambda = 100;
 4. :class:`Pix2Pix`: one training step, D then G (§3.3), on the shared loop (:func:`deepfake_lab.train.fit`);
-5. inference and the paper's test-time convention (:func:`translate`, :func:`generator_mode`),
-   importing the official PyTorch weights (:func:`load_official_generator`), measuring results
-   (:func:`evaluate`, :func:`face_task_report`), and the command line (``deepfake-lab train pix2pix``;
-   pix2pix files also work with ``deepfake-lab translate`` and ``deepfake-lab import pix2pix``).
+5. inference and the paper's test-time convention (:func:`translate`, :func:`generator_mode`), and this
+   lesson's weights files (:func:`export_weights`, :func:`generator_from_weights`, :func:`load_generator`).
 
-Precision: fp32 on the CPU. The U-Net is ~5x *slower* under bf16 autocast there (FACTS §2;
-``benchmarks/bench_pix2pix.py`` measures it), so ``cpu_bf16`` is False; on CUDA bf16 autocast is used.
+Around it, elsewhere: importing the official PyTorch weights
+(:func:`deepfake_lab.importers.pix2pix.load_official_generator`, ``deepfake-lab import pix2pix``), measuring
+results (:func:`deepfake_lab.evaluation.evaluate`, :func:`~deepfake_lab.evaluation.face_task_report`), the
+training data (:func:`deepfake_lab.data.paired.open_paired`) and the command line (the lesson's row in
+:mod:`deepfake_lab.lessons`: ``deepfake-lab train pix2pix``, ``translate``).
+
+Precision: the measured policy of :mod:`deepfake_lab.device` decides (fp32 on CPUs without native bf16, where
+the U-Net is 8.6x *slower* in bf16; ``benchmarks/bench_pix2pix.py`` measures it); ``bf16_ok`` says whether bf16
+keeps the demo model within its parity bound (``tests/test_precision.py``).
 
 Networks and keys match the official code (junyanz/pytorch-CycleGAN-and-pix2pix), so its
 ``latest_net_G.pth`` files load unchanged; where the official code behaves in a way that is easy to
@@ -33,13 +38,15 @@ import torch
 from torch import nn
 
 from .blocks import init_weights, norm_layer
-from .checkpoints import CheckpointError, load_weights, save_weights
+from .checkpoints import CheckpointError, save_weights
 from .cyclegan import NLayerDiscriminator
 from .losses import l1_loss, nonsaturating_d_loss, nonsaturating_g_loss
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, linear_decay
+from .run_folder import open_weights
 
 __all__ = ["Pix2PixConfig", "UnetSkipLevel", "UnetGenerator", "conditional_discriminator", "discriminator_loss",
-           "generator_loss", "Pix2Pix", "PRESETS", "UNET_LEVELS", "build_generator", "translate", "generator_mode", "load_generator", "export_weights", "gpu_check_generator"]
+           "generator_loss", "Pix2Pix", "PRESETS", "UNET_LEVELS", "build_generator", "translate", "generator_mode",
+           "export_weights", "generator_from_weights", "load_generator", "gpu_check_generator"]
 
 #: official generator names -> number of down-samplings (``unet_256``: 256 -> 1 pixel at the bottleneck)
 UNET_LEVELS = {"unet_256": 8, "unet_128": 7}
@@ -79,8 +86,8 @@ class Pix2PixConfig:
     load_size: int = 286
     crop_size: int = 256
     direction: str = "AtoB"
-    #: bf16 autocast on the CPU: no, the U-Net is ~5x *slower* in bf16 there (benchmarks/bench_pix2pix.py)
-    cpu_bf16: bool = False
+    #: bf16 autocast keeps the demo model within its parity bound (tests/test_precision.py); speed is measured
+    bf16_ok: bool = True
 
     def __post_init__(self):
         if self.netG not in UNET_LEVELS:
@@ -274,6 +281,10 @@ class Pix2Pix(LessonModel):
     Batches are dicts with ``"A"`` (input x) and ``"B"`` (target y), (B, 3, H, W) in [-1, 1];
     the data set has already applied ``direction``. Optimisers: Adam(2e-4, betas (0.5, 0.999)) each;
     learning rate constant, then linear to 0 over the last ``decay_fraction`` of ``total_steps``.
+
+    The step calls the networks through ``self.nets["G"]`` / ``self.nets["D"]``, which the loop wraps
+    for DDP under torchrun (gradients averaged over ranks); :attr:`G` and :attr:`D` are the bare
+    networks, for reading (hooks, exporting, sampling).
     """
 
     kind = "pix2pix"
@@ -285,18 +296,26 @@ class Pix2Pix(LessonModel):
         config = config or Pix2PixConfig()
         super().__init__(config, device, precision)
         c = config
-        self.G = init_weights(build_generator(c), "normal", c.init_gain).to(self.device)
-        self.nets["G"] = self.G
-        self.opts["G"] = torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
+        self.nets["G"] = init_weights(build_generator(c), "normal", c.init_gain).to(self.device)
+        self.opts["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
         self.use_gan = c.objective in ("l1+cgan", "cgan")
         self.lambda_L1 = 0.0 if c.objective == "cgan" else c.lambda_L1
         if self.use_gan:
-            self.D = init_weights(conditional_discriminator(c), "normal", c.init_gain).to(self.device)
-            self.nets["D"] = self.D
-            self.opts["D"] = torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
+            self.nets["D"] = init_weights(conditional_discriminator(c), "normal", c.init_gain).to(self.device)
+            self.opts["D"] = torch.optim.Adam(self.nets["D"].parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
         decay = linear_decay(total_steps, max(1, int(round(total_steps * c.decay_fraction))))
         self.scheds = {name: torch.optim.lr_scheduler.LambdaLR(opt, decay) for name, opt in self.opts.items()}
         self.real_A = self.real_B = self.fake_B = None
+
+    @property
+    def G(self) -> UnetGenerator:
+        """The generator itself (not its DDP wrapper)."""
+        return _bare(self.nets["G"])
+
+    @property
+    def D(self) -> NLayerDiscriminator:
+        """The discriminator itself (not its DDP wrapper); only with a GAN objective."""
+        return _bare(self.nets["D"])
 
     def set_input(self, batch: dict) -> None:
         self.real_A = batch["A"].to(self.device, non_blocking=True)  # x: (B, 3, H, W)
@@ -304,7 +323,7 @@ class Pix2Pix(LessonModel):
 
     def forward(self) -> torch.Tensor:
         with self.precision.autocast():
-            self.fake_B = self.G(self.real_A)  # G(x, z): z is the dropout noise
+            self.fake_B = self.nets["G"](self.real_A)  # G(x, z): z is the dropout noise
         return self.fake_B
 
     def optimize_parameters(self) -> dict[str, float]:
@@ -313,19 +332,20 @@ class Pix2Pix(LessonModel):
         self.forward()
         logs: dict[str, float] = {}
         if self.use_gan:
-            self.D.requires_grad_(True)
+            D = self.nets["D"]
+            D.requires_grad_(True)
             self.opts["D"].zero_grad(set_to_none=True)
             with self.precision.autocast():
                 fake_AB = torch.cat([self.real_A, self.fake_B.detach()], 1)  # (B, 6, H, W): D sees the pair
                 real_AB = torch.cat([self.real_A, self.real_B], 1)
-                loss_D = discriminator_loss(self.D(real_AB).float(), self.D(fake_AB).float())
+                loss_D = discriminator_loss(D(real_AB).float(), D(fake_AB).float())
             loss_D.backward()
             self.opts["D"].step()
             logs["D"] = loss_D.item()
-            self.D.requires_grad_(False)  # G's step needs D's gradients w.r.t. its input only
+            D.requires_grad_(False)  # G's step needs D's gradients w.r.t. its input only
         self.opts["G"].zero_grad(set_to_none=True)
         with self.precision.autocast():
-            scores = self.D(torch.cat([self.real_A, self.fake_B], 1)).float() if self.use_gan else None
+            scores = self.nets["D"](torch.cat([self.real_A, self.fake_B], 1)).float() if self.use_gan else None
             loss_G, parts = generator_loss(scores, self.fake_B.float(), self.real_B, self.lambda_L1)
         loss_G.backward()
         self.opts["G"].step()
@@ -346,8 +366,13 @@ class Pix2Pix(LessonModel):
         return to_grid_image(rows.cpu(), nrow=3)
 
 
+def _bare(net: nn.Module) -> nn.Module:
+    """``net`` without the DistributedDataParallel wrapper the loop may have put around it."""
+    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net
+
+
 # --------------------------------------------------------------------------------------------
-# 5. Inference, the paper's test-time convention, official weights
+# 5. Inference, the paper's test-time convention, this lesson's weights files
 # --------------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def generator_mode(G: nn.Module, mode: str = "eval"):
@@ -398,34 +423,34 @@ def export_weights(model_or_G, config: Pix2PixConfig, path: str | Path, details:
     return save_weights(path, {"G": G}, "pix2pix", config_to_dict(config), dtype=torch.float16, extra=details)
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[UnetGenerator, Pix2PixConfig]:
-    """Load a pix2pix generator from a deepfake_lab weights file (a training checkpoint or exported weights).
-
-    Official ``.pth`` files go through :func:`load_official_generator`. Returns (G in eval mode, fp32; config).
-    """
-    path = Path(path)
-    if path.suffix in (".pth", ".pt"):
-        G, config = load_official_generator(path)
-        return G.to(device), config
-    nets, meta = load_weights(path)
-    if meta.get("kind") != "pix2pix":
-        raise CheckpointError(f"{path}: a {meta.get('kind')!r} weights file, not pix2pix")
+def generator_from_weights(nets: dict[str, dict[str, torch.Tensor]], meta: dict,
+                           where: str = "this pix2pix file") -> tuple[UnetGenerator, Pix2PixConfig]:
+    """The U-Net of a ``pix2pix`` weights file (read by :func:`~deepfake_lab.checkpoints.load_weights`), in eval
+    mode, fp32, on the CPU. The one place a file's tensors become a network: :func:`load_generator` and the
+    ``translate`` runner (:func:`deepfake_lab.importers.pix2pix.translator`) both call it."""
     if "G" not in nets:
-        raise CheckpointError(f"{path}: has no generator weights ('G.*')")
+        raise CheckpointError(f"{where}: holds {', '.join(sorted(nets)) or 'no networks'}, no generator G")
     config = config_from_dict(Pix2PixConfig, meta.get("config", {}))
     G = build_generator(config)
     G.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in nets["G"].items()})
-    return G.to(device).eval(), config
+    return G.eval(), config
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[UnetGenerator, Pix2PixConfig]:
+    """Load a pix2pix generator from a weights file of this package (exported weights, a training checkpoint,
+    or a run folder: its latest checkpoint). Returns (G in eval mode, fp32; config).
+
+    An official ``.pth`` is refused with the way to import it.
+    """
+    nets, meta, path = open_weights(path, "pix2pix", official_hint=(
+        "import it with `deepfake_lab.importers.pix2pix.load_official_generator(path)`, or convert it once with "
+        f"`deepfake-lab import pix2pix {Path(path).name} -o G.safetensors` and load that"))
+    G, config = generator_from_weights(nets, meta, str(path))
+    return G.to(device), config
 
 
 # --------------------------------------------------------------------------------------------
-# Measuring results: PSNR, SSIM, LPIPS, a sharpness proxy, and the face task's baselines
-# --------------------------------------------------------------------------------------------
-# --------------------------------------------------------------------------------------------
-# pix2pix's part of `deepfake-lab translate` and `deepfake-lab import` (deepfake_lab.translate)
-# --------------------------------------------------------------------------------------------
-# --------------------------------------------------------------------------------------------
-# Command line: deepfake-lab train pix2pix
+# Presets: the paper's settings and the CPU demo
 # --------------------------------------------------------------------------------------------
 #: named configurations (config, loop, data): ``default`` is the paper's (its length, 200 epochs, is set
 #: from the data set size when ``--steps`` is not given); ``demo`` trains the embedded face task in a few
@@ -439,47 +464,6 @@ PRESETS: dict[str, tuple[Pix2PixConfig, LoopConfig, str]] = {
              LoopConfig(steps=2400, batch_size=4, out_dir="runs/pix2pix-demo", sample_every=200, checkpoint_every=200,
                         log_every=25), "carphone-edges"),
 }
-
-
-def build_dataset(data: str, config: Pix2PixConfig, split: str = "train"):
-    """The training data named by ``--data``: an embedded task, an aligned folder, or a folder with A/ and B/."""
-    from .data import DataError
-    from .data.paired import TASKS, AlignedDataset, PairedFolderDataset, make_task
-
-    if data in TASKS:
-        return make_task(data, split, config.crop_size, config.load_size)
-    root = Path(data).expanduser()
-    if not root.exists():
-        resolved = _fetched_dataset(data)
-        if resolved is None:
-            from .data.fetch import PIX2PIX_DATASETS
-
-            if data in PIX2PIX_DATASETS:
-                raise DataError(f"--data {data}: not downloaded yet; run `deepfake-lab fetch pix2pix {data}` first "
-                                "(or give the folder of your copy)")
-            raise DataError(f"--data {data}: not an embedded task ({', '.join(TASKS)}) and no such folder; "
-                            "give a pix2pix data set folder (train/ val/ test/ of AB images, or A/ and B/)")
-        root = resolved
-    if (root / "A").is_dir() and (root / "B").is_dir():
-        return PairedFolderDataset(root / "A", root / "B", config.direction, config.load_size, config.crop_size,
-                                   train=split == "train")
-    return AlignedDataset(root, split, config.direction, config.load_size, config.crop_size)
-
-
-def _fetched_dataset(name: str) -> Path | None:
-    """The folder of a data set downloaded by ``deepfake-lab fetch pix2pix NAME``, if it is there."""
-    try:
-        from .data import fetch
-    except ImportError:
-        return None
-    finder = getattr(fetch, "dataset_path", None)
-    if finder is None:
-        return None
-    try:
-        path = finder("pix2pix", name)
-    except (ValueError, FileNotFoundError, KeyError):
-        return None
-    return Path(path) if path and Path(path).is_dir() else None
 
 
 def gpu_check_generator() -> tuple[nn.Module, torch.Tensor]:

@@ -32,7 +32,7 @@ from .translator import Importer, Translator, network_runner
 DOC = __doc__.split("\n\n")[1]
 
 __all__ = ["Translator", "Importer", "network_runner", "translators", "importers", "resolve_model",
-           "read_state_dict", "import_official", "load_translator", "translate_files"]
+           "read_state_dict", "import_official", "load_translator", "translate_files", "expand_inputs"]
 
 
 def translators() -> dict:
@@ -85,6 +85,14 @@ def read_state_dict(path: Path) -> dict:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def _is_first_order_motion(state: dict) -> bool:
+    """An official first-order-model file (``vox-cpk.pth.tar``: a dict of ``generator`` and ``kp_detector``
+    state dicts, as :func:`deepfake_lab.animation.importer.load_official_checkpoint` reads it), or its
+    networks' keys flattened into one dict (``kp_detector.*``)."""
+    nested = isinstance(state.get("generator"), dict) and isinstance(state.get("kp_detector"), dict)
+    return nested or any(str(k).startswith("kp_detector.") for k in state)
+
+
 def import_official(path: Path, args: argparse.Namespace | None = None) -> tuple[str, dict, dict]:
     """Open an official ``.pth`` and convert it with the importer that recognises it: (kind, nets, meta)."""
     from .checkpoints import CheckpointError
@@ -98,7 +106,14 @@ def import_official(path: Path, args: argparse.Namespace | None = None) -> tuple
                 importer.add_arguments(p)
                 args = p.parse_args([])
             nets, config, extra = importer.convert(state, str(path), args)
-            return importer.kind, nets, {"kind": importer.kind, "config": config, **extra}
+            return importer.kind, nets, {"kind": importer.kind, "config": config, "official": True, **extra}
+    for importer in known.values():  # a file a lesson knows but cannot translate with (a discriminator)
+        reason = importer.explain(state, str(path)) if importer.explain is not None else None
+        if reason:
+            raise CheckpointError(reason)
+    if _is_first_order_motion(state):
+        raise CheckpointError(f"{path}: a First Order Motion checkpoint (generator and kp_detector networks): use "
+                              f"`deepfake-lab animate --model {path}`; translate takes CycleGAN and pix2pix generators")
     raise CheckpointError(f"{path}: not an official checkpoint this package recognises (first keys: "
                           f"{', '.join(list(state)[:3])}); known kinds: {', '.join(sorted(known)) or 'none'}")
 
@@ -128,7 +143,7 @@ def load_translator(model: str | os.PathLike, direction: str = "auto", device: s
 # --------------------------------------------------------------------------------------------
 # Files in, labelled files out
 # --------------------------------------------------------------------------------------------
-def _expand_inputs(inputs: list[str]) -> list[Path]:
+def expand_inputs(inputs: list[str]) -> list[Path]:
     from .data import DataError
     from .data.images import list_images
 
@@ -177,7 +192,7 @@ def translate_files(translator: Translator, inputs: list[str], out: str | os.Pat
     from .data.images import load_image
     from .provenance import save_labelled_png
 
-    files = _expand_inputs(inputs)
+    files = expand_inputs(inputs)
     targets = _output_paths(files, Path(out))
     written = []
     for src, dst in zip(files, targets):

@@ -385,7 +385,9 @@ def test_official_layouts_frames_folder_video_file_and_image_strip(tmp_path):
 
 
 def test_pairs_are_two_frames_of_one_video_and_pseudo_videos_move():
-    from deepfake_lab.data.animation_data import VideoPairDataset, pseudo_video, portrait_stills
+    from deepfake_lab.data.animation_data import VideoPairDataset
+    from deepfake_lab.data.portraits import portrait_stills
+    from deepfake_lab.data.pseudo_video import pseudo_video
 
     video = np.stack([np.full((8, 8, 3), 10 * i, np.uint8) for i in range(6)])
     ds = VideoPairDataset([video], size=8, repeats=3, flip=False)
@@ -480,14 +482,14 @@ def test_animate_command_gives_clear_errors(tmp_path, capsys):
     blank = tmp_path / "blank.png"
     Image.new("RGB", (128, 128), (120, 120, 120)).save(blank)
     huge = tmp_path / "huge.png"
-    Image.new("RGB", (5000, 40)).save(huge)
-    huge_video = tmp_path / "huge.mp4"
-    write_video(huge_video, np.zeros((1, 32, 4200, 3), np.uint8), 25.0)
+    Image.new("L", (9000, 5000)).save(huge)  # 45 megapixels (the limit is 40), a few kB
+    tiny_video = tmp_path / "tiny.mp4"
+    write_video(tiny_video, np.zeros((1, 16, 64, 3), np.uint8), 25.0)
     src, drv = str(example_source_path()), str(example_driving_path())
     assert "corrupt.mp4" in run("--source", src, "--driving", str(corrupt))
     assert "empty.mp4: empty file" in run("--source", src, "--driving", str(empty))
-    assert "5000x40 pixels is larger" in run("--source", str(huge), "--driving", drv)
-    assert "4200x32 pixels is larger" in run("--source", src, "--driving", str(huge_video))
+    assert "9000x5000 pixels = 45.0 megapixels, over the limit of 40" in run("--source", str(huge), "--driving", drv)
+    assert "64x16 pixels; need at least 32x32" in run("--source", src, "--driving", str(tiny_video))
     if DEMO_WEIGHTS.exists():
         message = run("--source", str(blank), "--driving", drv, "--max-frames", "2")
         assert "no face found" in message and "--no-crop" in message

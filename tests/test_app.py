@@ -19,9 +19,10 @@ from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from deepfake_lab import cli  # noqa: E402
-from deepfake_lab.app import build_app, host_warning, launch_options, parse_auth  # noqa: E402
+from deepfake_lab.app import build_app, launch_options  # noqa: E402
 from deepfake_lab.app import tab_about, tab_gan  # noqa: E402
 from deepfake_lab.app.common import ModelUnavailable  # noqa: E402
+from deepfake_lab.cli.demo import host_warning, parse_auth  # noqa: E402
 from deepfake_lab.device import describe  # noqa: E402
 from deepfake_lab.provenance import LABEL_TEXT, credential_actions, save_labelled_png  # noqa: E402
 
@@ -247,7 +248,7 @@ def test_demo_command_defaults_to_this_computer_only(monkeypatch):
     monkeypatch.delenv("DEEPFAKE_LAB_AUTH", raising=False)
     args = cli.build_parser().parse_args(["demo"])
     assert (args.host, args.port, args.device, args.auth, args.weights) == ("127.0.0.1", 7860, "auto", None, None)
-    assert args.func.__module__ == "deepfake_lab.app"
+    assert args.func.__module__ == "deepfake_lab.cli.demo"
     assert host_warning("127.0.0.1", None) is None and host_warning("localhost", None) is None
     assert "--auth" in host_warning("0.0.0.0", None)
     assert host_warning("0.0.0.0", ("a", "b")) is None

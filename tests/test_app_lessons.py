@@ -6,10 +6,13 @@ clear message, with the app still answering afterwards.
 """
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import resource
 import shutil
 import struct
+import threading
 import zlib
 
 import numpy as np
@@ -23,11 +26,14 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from test_app import component, open_labelled_png, open_strip_png  # noqa: E402
 
 from deepfake_lab.animation import read_video_metadata  # noqa: E402
-from deepfake_lab.app import tab_animation, tab_compare, tab_translate  # noqa: E402
+from deepfake_lab.app import examples, models, tab_animation, tab_compare, tab_translate  # noqa: E402
+from deepfake_lab.app import build_app, launch_options  # noqa: E402
 from deepfake_lab.app.common import open_image  # noqa: E402
 from deepfake_lab.cyclegan import ResnetGenerator  # noqa: E402
 
 GREY = (70, 70, 70)  # deepfake_lab.provenance.REFERENCE_COLOUR
+#: the demo models' names on the page (deepfake_lab.app.models.VIEWS)
+CYCLEGAN_G, CYCLEGAN_F, PIX2PIX_NAME = models.demo_view_names()
 
 
 def open_reference_png(path) -> tuple[Image.Image, dict]:
@@ -48,8 +54,8 @@ def client(demo_server):
     return Client(url, verbose=False)
 
 
-def example(task: str) -> tab_translate.Example:
-    return next(e for e in tab_translate.examples() if e.task == task)
+def example(task: str) -> examples.Example:
+    return next(e for e in examples.examples() if e.task == task)
 
 
 def translate(client, path, checkpoint="", show="auto"):
@@ -92,21 +98,21 @@ def test_an_example_goes_through_every_model_with_its_ground_truth(client):
     ex = example("photo2winter")
     gallery, (before, after), truth, rows, summary = translate(client, ex.input)
     outputs = labelled_gallery(gallery)
-    assert set(outputs) == {tab_translate.CYCLEGAN_G, tab_translate.CYCLEGAN_F, tab_translate.PIX2PIX_NAME}
+    assert set(outputs) == {CYCLEGAN_G, CYCLEGAN_F, PIX2PIX_NAME}
     with Image.open(ex.input) as original:
         size = original.size
     for image, details in outputs.values():
         assert image.width == size[0] and image.height > size[1]  # same picture size, strip below
         assert details["input"] == ex.input.name and details["latency_ms"] >= 0
-    assert outputs[tab_translate.CYCLEGAN_G][1]["network"].startswith("G")
-    assert outputs[tab_translate.CYCLEGAN_F][1]["network"].startswith("F")
+    assert outputs[CYCLEGAN_G][1]["network"].startswith("G")
+    assert outputs[CYCLEGAN_F][1]["network"].startswith("F")
 
     # the slider: the input and the output of the model made for this example (auto: G for a photo)
     b, b_details = open_reference_png(before)
     a, a_details = open_labelled_png(after)
     assert b.size == a.size and b_details["what"] == "input"  # strips of one height: the slider lines up
-    assert a_details["name"] == tab_translate.CYCLEGAN_G
-    assert np.array_equal(np.asarray(a), np.asarray(outputs[tab_translate.CYCLEGAN_G][0]))
+    assert a_details["name"] == CYCLEGAN_G
+    assert np.array_equal(np.asarray(a), np.asarray(outputs[CYCLEGAN_G][0]))
     with Image.open(ex.input) as original:
         assert np.array_equal(np.asarray(b)[:size[1]], np.asarray(original.convert("RGB")))
 
@@ -116,8 +122,8 @@ def test_an_example_goes_through_every_model_with_its_ground_truth(client):
         assert np.array_equal(np.asarray(t)[:size[1]], np.asarray(expected.convert("RGB")))
     assert t_details["what"] == "ground truth"
     table = {row[0]: row for row in rows}
-    assert float(table[tab_translate.CYCLEGAN_G][3]) > 5 and 0 < float(table[tab_translate.CYCLEGAN_G][4]) <= 1
-    assert table[tab_translate.CYCLEGAN_F][3] == "—"  # made for the other direction: not scored
+    assert float(table[CYCLEGAN_G][3]) > 5 and 0 < float(table[CYCLEGAN_G][4]) <= 1
+    assert table[CYCLEGAN_F][3] == "—"  # made for the other direction: not scored
     assert "input unchanged (baseline)" in table
     assert all(float(row[2]) >= 0 for row in rows if row[2] != "—")
     assert "held out" in summary
@@ -127,10 +133,10 @@ def test_pix2pix_example_beats_doing_nothing_and_the_slider_follows_the_choice(c
     ex = example("edges2face")
     gallery, (_, after), truth, rows, _ = translate(client, ex.input)
     table = {row[0]: row for row in rows}
-    assert float(table[tab_translate.PIX2PIX_NAME][3]) > float(table["input unchanged (baseline)"][3]) + 10
-    assert open_labelled_png(after)[1]["name"] == tab_translate.PIX2PIX_NAME
-    _, (_, after), _, _, _ = translate(client, ex.input, show=tab_translate.CYCLEGAN_F)
-    assert open_labelled_png(after)[1]["name"] == tab_translate.CYCLEGAN_F
+    assert float(table[PIX2PIX_NAME][3]) > float(table["input unchanged (baseline)"][3]) + 10
+    assert open_labelled_png(after)[1]["name"] == PIX2PIX_NAME
+    _, (_, after), _, _, _ = translate(client, ex.input, show=CYCLEGAN_F)
+    assert open_labelled_png(after)[1]["name"] == CYCLEGAN_F
 
 
 def test_an_upload_without_ground_truth_and_a_large_one_scaled_down(client, tmp_path):
@@ -144,7 +150,7 @@ def test_an_upload_without_ground_truth_and_a_large_one_scaled_down(client, tmp_
     photo((1200, 400)).save(large, quality=90)
     gallery, _, _, _, summary = translate(client, large)
     image, _ = open_labelled_png(gallery[0]["image"])
-    assert image.width == tab_translate.MODEL_SIDE
+    assert image.width == models.MODEL_SIDE
     assert "1200x400 pixels, scaled down to 512x171" in summary
 
 
@@ -171,7 +177,7 @@ class _Evil:
 @pytest.mark.parametrize("name, make, message", [
     ("missing.pth", None, "checkpoint {tmp}/missing.pth: no such file or folder"),
     ("evil.pth", lambda p: torch.save({"model.1.weight": _Evil()}, p), "refused: it holds pickled Python objects"),
-    ("digits.safetensors", lambda p: shutil.copy(tab_translate.CYCLEGAN.embedded().with_name("gan-digits.safetensors"),
+    ("digits.safetensors", lambda p: shutil.copy(models.spec("gan-digits").embedded(),
                                                  p), "digits.safetensors: a 'gan' model; translate works with"),
 ])
 def test_a_bad_checkpoint_is_a_clear_error(client, tmp_path, name, make, message):
@@ -185,7 +191,7 @@ def test_a_bad_checkpoint_is_a_clear_error(client, tmp_path, name, make, message
 
 
 def test_twenty_concurrent_image_to_image_requests_are_all_answered(client):
-    inputs = [e.input for e in tab_translate.examples()]
+    inputs = [e.input for e in examples.examples()]
     jobs = [client.submit(handle_file(str(inputs[i % len(inputs)])), "", "auto", api_name="/image_to_image")
             for i in range(20)]
     results, errors = [], []
@@ -359,8 +365,8 @@ def test_compare_two_demo_models_on_an_example(client):
                                                 tab_compare.DEMO_CHOICES[1], "G (X → Y)", api_name="/compare")
     image_a, details_a = open_labelled_png(a)
     image_b, details_b = open_labelled_png(b)
-    assert details_a["what"] == "checkpoint A" and details_a["name"] == tab_translate.CYCLEGAN_G
-    assert details_b["name"] == tab_translate.CYCLEGAN_F and image_a.size == image_b.size
+    assert details_a["what"] == "checkpoint A" and details_a["name"] == CYCLEGAN_G
+    assert details_b["name"] == CYCLEGAN_F and image_a.size == image_b.size
     assert [open_labelled_png(p)[1]["what"] for p in pair] == ["checkpoint A", "checkpoint B"]
     rows = table["data"]
     assert [r[0] for r in rows] == ["A", "B", ""] and all(float(r[3]) > 0 for r in rows)
@@ -371,13 +377,13 @@ def test_compare_two_steps_of_a_run_folder(client, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     for step in (100, 2000):
-        shutil.copy(tab_translate.CYCLEGAN.embedded(), run / f"step-{step:07d}.safetensors")
+        shutil.copy(models.spec("cyclegan-photo2winter").embedded(), run / f"step-{step:07d}.safetensors")
     (run / "notes.safetensors").write_text("not weights")
     menu_a, menu_b, summary = client.predict(str(run), api_name="/list_checkpoints")  # dropdown updates
     a, b = menu_a["value"], menu_b["value"]
     assert a.endswith("step-0000100.safetensors") and b.endswith("step-0002000.safetensors")
     labels = [label for label, _ in menu_a["choices"]]
-    assert labels == [*tab_compare.DEMO_CHOICES, "cyclegan step 100", "cyclegan step 2,000"]  # notes.* left out
+    assert labels == [*tab_compare.menu_choices(), "cyclegan step 100", "cyclegan step 2,000"]  # notes.* left out
     assert "2 checkpoint(s)" in summary
     ex = example("winter2photo")
     out_a, out_b, _, table, _ = client.predict(handle_file(str(ex.input)), a, b, "F (Y → X)", api_name="/compare")
@@ -401,3 +407,134 @@ def test_about_tab_lists_the_lesson_models(demo_server):
         assert spec.title in text and "Data and licence" in text
         assert spec.embedded().with_suffix(".md").exists()
     assert component(demo, "translate-outputs") is not None and component(demo, "animation-result") is not None
+
+
+# ------------------------------------------------------------------------------------------------ the user's models
+
+def _fomm_checkpoint(path) -> None:
+    """A tiny First Order Motion Model saved in the official ``vox-cpk.pth.tar`` layout."""
+    from deepfake_lab.animation import AnimationConfig, FirstOrderModel
+
+    torch.manual_seed(0)
+    config = AnimationConfig(image_size=32, num_kp=4, kp_block_expansion=8, kp_max_features=32, kp_num_blocks=2,
+                             kp_scale_factor=0.5, kp_pad=0, block_expansion=8, max_features=32,
+                             num_bottleneck_blocks=1, dm_block_expansion=8, dm_max_features=32, dm_num_blocks=2,
+                             dm_scale_factor=0.5)
+    model = FirstOrderModel(config).eval()
+    torch.save({"generator": {"module." + k: v for k, v in model.generator.state_dict().items()},
+                "kp_detector": model.kp_detector.state_dict(), "discriminator": {}, "epoch": 1}, path)
+
+
+def _choices(demo, elem_id) -> list[str]:
+    return [value for _, value in component(demo, elem_id).choices]
+
+
+@pytest.fixture(scope="module")
+def cache_app(tmp_path_factory):
+    """The app with a cache of its own: a CycleGAN generator fetched from a local server, a FOMM file put in by hand.
+
+    Returns (demo, client, models folder). The page's menus are those of the files there when the app was built.
+    """
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        tmp_path = tmp_path_factory.mktemp("user-models")
+        monkeypatch.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path / "cache"))
+        yield from _serve_with_user_models(tmp_path)
+
+
+def _serve_with_user_models(tmp_path):
+    from conftest import find_free_port
+
+    from deepfake_lab.data.fetch import fetch_pretrained, model_path
+
+    www = tmp_path / "www" / "pretrained_models"
+    www.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(ResnetGenerator(3, 3, 8, 2, "instance", False).state_dict(), www / "horse2zebra.pth")  # official
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www.parent)))
+    httpd.RequestHandlerClass.log_message = lambda *args: None
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        fetched = fetch_pretrained("cyclegan", "horse2zebra", base_url=f"http://127.0.0.1:{httpd.server_address[1]}",
+                                   progress=False, log=lambda m: None)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert fetched == model_path("cyclegan", "horse2zebra") and fetched.parent.parent == models.models_dir()
+    _fomm_checkpoint(models.models_dir() / "vox-tiny.pth.tar")
+    (models.models_dir() / "notes.pth").write_text("not a checkpoint")
+
+    demo = build_app(device="cpu")
+    port = find_free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, **launch_options())
+    try:
+        yield demo, Client(f"http://127.0.0.1:{port}/", verbose=False), models.models_dir()
+    finally:
+        demo.close()
+
+
+def test_models_of_the_cache_appear_by_name_and_run(cache_app):
+    demo, client, folder = cache_app
+    assert _choices(demo, "translate-model") == [tab_translate.NONE, "cyclegan/horse2zebra.pth", "notes.pth"]
+    for menu in ("compare-a", "compare-b"):
+        assert _choices(demo, menu) == [*tab_compare.DEMO_CHOICES, "cyclegan/horse2zebra.pth", "notes.pth"]
+    assert _choices(demo, "animation-model") == [tab_animation.DEMO_CHOICE, "vox-tiny.pth.tar"]
+
+    # chosen by name, no path typed: it runs beside the demo models, labelled
+    ex = example("photo2winter")
+    gallery, pair, _, table, _ = client.predict(handle_file(str(ex.input)), "", tab_translate.YOURS,
+                                                "cyclegan/horse2zebra.pth", api_name="/image_to_image")
+    outputs = labelled_gallery(gallery)
+    name = f"{tab_translate.YOURS}: cyclegan/horse2zebra.pth"
+    assert set(outputs) == {CYCLEGAN_G, CYCLEGAN_F, PIX2PIX_NAME, name}
+    assert outputs[name][1]["kind"] == "cyclegan" and outputs[name][1]["model"] == "horse2zebra.pth"
+    assert outputs[name][0].size == outputs[CYCLEGAN_G][0].size
+    assert open_labelled_png(pair[1])[1]["name"] == name
+    assert any(row[0] == name and row[1] == "unknown (your file)" for row in table["data"])
+
+    a, _, _, rows, _ = client.predict(handle_file(str(ex.input)), "cyclegan/horse2zebra.pth", CYCLEGAN_G,
+                                      "G (X → Y)", api_name="/compare")
+    assert open_labelled_png(a)[1]["name"].startswith("cyclegan/horse2zebra.pth (")
+    assert rows["data"][0][1].startswith("cyclegan/horse2zebra.pth")
+
+    # the hand-placed First Order Motion Model file animates, read through the official importer
+    video, summary = client.predict(handle_file(SOURCE), handle_file(DRIVING), "relative", True, False, 3,
+                                    "vox-tiny.pth.tar", "", api_name="/animate")
+    description = read_video_metadata(video_path(video))["description"]
+    about = json.loads(description[description.index("{"):])
+    assert about["model"] == "official checkpoint vox-tiny.pth.tar" and about["frames"] == 3
+    assert "3 frames" in summary
+
+    # a file that is no model: one clear line, and the app goes on
+    with pytest.raises(AppError) as caught:
+        client.predict(handle_file(str(ex.input)), "", "auto", "notes.pth", api_name="/image_to_image")
+    assert "checkpoint notes.pth:" in str(caught.value) and "Traceback" not in str(caught.value)
+    assert str(folder) not in str(caught.value)
+    with pytest.raises(AppError, match="model 'gone.pth': not in"):
+        client.predict(handle_file(str(ex.input)), "", "auto", "gone.pth", api_name="/image_to_image")
+    assert len(client.predict(handle_file(str(ex.input)), "", "auto", api_name="/image_to_image")[0]) == 3
+
+
+def test_a_model_added_after_start_appears_after_refresh(cache_app):
+    demo, client, folder = cache_app
+    shutil.copy(folder / "cyclegan" / "horse2zebra.pth", folder / "mine.pth")
+    shutil.copy(folder / "vox-tiny.pth.tar", folder / "vox-second.pth.tar")
+    assert "mine.pth" not in _choices(demo, "translate-model")  # not scanned again until asked
+
+    menu = client.predict("cyclegan/horse2zebra.pth", api_name="/refresh_translate_models")
+    assert [value for _, value in menu["choices"]] == [tab_translate.NONE, "cyclegan/horse2zebra.pth", "mine.pth",
+                                                       "notes.pth"]
+    assert menu["value"] == "cyclegan/horse2zebra.pth"  # the choice is kept
+    menu_a, menu_b = client.predict(CYCLEGAN_F, "/no/such.pth", api_name="/refresh_compare_models")
+    assert "mine.pth" in [value for _, value in menu_a["choices"]]
+    assert (menu_a["value"], menu_b["value"]) == (CYCLEGAN_F, CYCLEGAN_F)
+    menu = client.predict(tab_animation.DEMO_CHOICE, api_name="/refresh_animation_models")
+    assert [value for _, value in menu["choices"]] == [tab_animation.DEMO_CHOICE, "vox-second.pth.tar",
+                                                       "vox-tiny.pth.tar"]
+
+    gallery, *_ = client.predict(handle_file(str(example("photo2winter").input)), "", "auto", "mine.pth",
+                                 api_name="/image_to_image")
+    assert f"{tab_translate.YOURS}: mine.pth" in labelled_gallery(gallery)
+    endpoints = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])
+    assert not any("refresh" in e for e in endpoints)  # helpers of the page, not part of the documented API

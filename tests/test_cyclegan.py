@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +18,12 @@ from PIL import Image
 
 from deepfake_lab import cli
 from deepfake_lab.checkpoints import load_weights, read_metadata
+from deepfake_lab.checkpoints import CheckpointError, load_torch_untrusted
 from deepfake_lab.cyclegan import (CycleGANConfig, CycleGANModel, ImagePool, NLayerDiscriminator, ResnetGenerator,
-                                   cycle_loss, evaluate_pairs, identity_loss, import_official_generator,
-                                   load_generator, lsgan_loss, patch_receptive_field)
+                                   load_generator, patch_receptive_field)
+from deepfake_lab.evaluation import evaluate_pairs
+from deepfake_lab.importers.cyclegan import import_official_generator
+from deepfake_lab.losses import l1_loss, lsgan_loss
 from deepfake_lab.data import DataError
 from deepfake_lab.data.embedded import embedded_path, winter
 from deepfake_lab.data.unpaired import UnpairedImageFolder
@@ -44,16 +48,25 @@ def n_params(net: torch.nn.Module) -> int:
 # An official-layout state dict, written here from the official code's structure (not from ours)
 # --------------------------------------------------------------------------------------------
 def official_state_dict(ngf: int, n_blocks: int, dropout: bool = False, old_norm_stats: bool = False,
-                        seed: int = 0) -> dict[str, torch.Tensor]:
+                        seed: int = 0, norm: str = "instance") -> dict[str, torch.Tensor]:
+    """``norm="batch"`` is the official ``--norm batch``: convolutions without bias (but the last), and
+    BatchNorm weight, bias, running statistics and counter at every norm position."""
     g = torch.Generator().manual_seed(seed)
     sd: dict[str, torch.Tensor] = {}
 
-    def conv(name, shape):
+    def conv(name, shape, bias=None):
         sd[f"{name}.weight"] = torch.randn(shape, generator=g) * 0.05
-        sd[f"{name}.bias"] = torch.randn(shape[1] if "T" in name else shape[0], generator=g) * 0.05
+        if bias if bias is not None else norm == "instance":
+            sd[f"{name}.bias"] = torch.randn(shape[1] if "T" in name else shape[0], generator=g) * 0.05
 
-    def stats(name, c):  # what PyTorch < 0.4 saved for InstanceNorm layers
-        if old_norm_stats:
+    def stats(name, c):  # what PyTorch < 0.4 saved for InstanceNorm layers; BatchNorm's parameters and statistics
+        if norm == "batch":
+            sd[f"{name}.weight"] = 1 + 0.1 * torch.randn(c, generator=g)
+            sd[f"{name}.bias"] = 0.1 * torch.randn(c, generator=g)
+            sd[f"{name}.running_mean"] = 0.1 * torch.randn(c, generator=g)
+            sd[f"{name}.running_var"] = 0.5 + torch.rand(c, generator=g)
+            sd[f"{name}.num_batches_tracked"] = torch.tensor(7)
+        elif old_norm_stats:
             sd[f"{name}.running_mean"], sd[f"{name}.running_var"] = torch.zeros(c), torch.ones(c)
             sd[f"{name}.num_batches_tracked"] = torch.tensor(0)
 
@@ -68,31 +81,42 @@ def official_state_dict(ngf: int, n_blocks: int, dropout: bool = False, old_norm
     up = 10 + n_blocks
     for name, shape in ((f"model.{up}", (c, 2 * ngf, 3, 3)), (f"model.{up + 3}", (2 * ngf, ngf, 3, 3))):
         sd[f"{name}.weight"] = torch.randn(shape, generator=g) * 0.05  # ConvTranspose: (in, out, k, k)
-        sd[f"{name}.bias"] = torch.randn(shape[1], generator=g) * 0.05
+        if norm == "instance":
+            sd[f"{name}.bias"] = torch.randn(shape[1], generator=g) * 0.05
     stats(f"model.{up + 1}", 2 * ngf), stats(f"model.{up + 4}", ngf)
-    conv(f"model.{up + 7}", (3, ngf, 7, 7))
+    conv(f"model.{up + 7}", (3, ngf, 7, 7), bias=True)
     return sd
 
 
-def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, n_blocks: int) -> torch.Tensor:
-    """The official ResnetGenerator written as plain functional calls on the state dict."""
+def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, n_blocks: int, norm: str = "instance",
+                     dropout: bool = False) -> torch.Tensor:
+    """The official ResnetGenerator written as plain functional calls on the state dict (eval mode: BatchNorm
+    with its running statistics, no dropout)."""
     def conv(h, name, reflect=0, **kw):
         if reflect:
             h = F.pad(h, [reflect] * 4, mode="reflect")
-        return F.conv2d(h, sd[f"{name}.weight"], sd[f"{name}.bias"], **kw)
+        return F.conv2d(h, sd[f"{name}.weight"], sd.get(f"{name}.bias"), **kw)
 
-    def norm_relu(h):
-        return F.relu(F.instance_norm(h, eps=1e-5))
+    def nrm(h, name):
+        if norm == "instance":
+            return F.instance_norm(h, eps=1e-5)
+        return F.batch_norm(h, sd[f"{name}.running_mean"], sd[f"{name}.running_var"], sd[f"{name}.weight"],
+                            sd[f"{name}.bias"], training=False, eps=1e-5)
 
-    h = norm_relu(conv(x, "model.1", 3))
-    h = norm_relu(conv(h, "model.4", stride=2, padding=1))
-    h = norm_relu(conv(h, "model.7", stride=2, padding=1))
+    def norm_relu(h, name):
+        return F.relu(nrm(h, name))
+
+    second = 6 if dropout else 5
+    h = norm_relu(conv(x, "model.1", 3), "model.2")
+    h = norm_relu(conv(h, "model.4", stride=2, padding=1), "model.5")
+    h = norm_relu(conv(h, "model.7", stride=2, padding=1), "model.8")
     for b in range(n_blocks):
-        r = norm_relu(conv(h, f"model.{10 + b}.conv_block.1", 1))
-        h = h + F.instance_norm(conv(r, f"model.{10 + b}.conv_block.5", 1), eps=1e-5)  # no ReLU after the sum
+        r = norm_relu(conv(h, f"model.{10 + b}.conv_block.1", 1), f"model.{10 + b}.conv_block.2")
+        h = h + nrm(conv(r, f"model.{10 + b}.conv_block.{second}", 1),
+                    f"model.{10 + b}.conv_block.{second + 1}")  # no ReLU after the sum
     for idx in (10 + n_blocks, 13 + n_blocks):
-        h = norm_relu(F.conv_transpose2d(h, sd[f"model.{idx}.weight"], sd[f"model.{idx}.bias"], stride=2, padding=1,
-                                         output_padding=1))
+        h = norm_relu(F.conv_transpose2d(h, sd[f"model.{idx}.weight"], sd.get(f"model.{idx}.bias"), stride=2,
+                                         padding=1, output_padding=1), f"model.{idx + 1}")
     return torch.tanh(conv(h, f"model.{17 + n_blocks}", 3))
 
 
@@ -148,8 +172,8 @@ def test_losses_by_hand():
     assert lsgan_loss(scores, False).item() == pytest.approx((0.25 + 2.25) / 2)  # D^2
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     b[0, 0, 0, 0] = -1.5
-    assert cycle_loss(b, a).item() == pytest.approx((11 * 0.5 + 1.5) / 12)
-    assert identity_loss(a, a).item() == 0
+    assert l1_loss(b, a).item() == pytest.approx((11 * 0.5 + 1.5) / 12)  # the cycle loss, Eq. 2
+    assert l1_loss(a, a).item() == 0  # the identity loss, §5.2
 
 
 def test_image_pool_fills_then_swaps_half_the_time():
@@ -333,6 +357,68 @@ def test_official_checkpoint_reproduces_the_official_output():
     with torch.no_grad():
         expected = official_forward(sd, x, n_blocks=3)
         assert (G(x) - expected).abs().max().item() < 1e-5
+
+
+def test_batchnorm_generator_without_dropout_imports_and_reproduces_the_official_output(tmp_path):
+    # --norm batch --no_dropout: conv_block.6 is then the block's second BatchNorm (a 1-D weight), not a conv
+    sd = official_state_dict(ngf=4, n_blocks=2, norm="batch", seed=3)
+    assert sd["model.10.conv_block.6.weight"].ndim == 1 and "model.10.conv_block.5.weight" in sd
+    G, config = import_official_generator(sd)
+    assert (config.norm, config.use_dropout, config.n_blocks) == ("batch", False, 2)
+    G, _ = import_official_generator(sd, norm="batch", use_dropout=False, n_blocks=2, ngf=4)  # flags by hand agree
+    x = torch.rand(2, 3, 32, 36) * 2 - 1
+    with torch.no_grad():
+        assert (G(x) - official_forward(sd, x, n_blocks=2, norm="batch")).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="has no dropout .*remove --dropout"):
+        import_official_generator(sd, use_dropout=True)
+    # with dropout too: conv_block.6 is the conv, conv_block.7 its norm
+    dropped = official_state_dict(ngf=4, n_blocks=2, norm="batch", dropout=True)
+    _, config = import_official_generator(dropped)
+    assert (config.norm, config.use_dropout) == ("batch", True)
+    torch.save(sd, tmp_path / "latest_net_G_A.pth")
+    assert cli.main(["import", "cyclegan", str(tmp_path / "latest_net_G_A.pth"), "-o", str(tmp_path / "G.safetensors"),
+                     "--norm", "batch"]) == 0
+    assert read_metadata(tmp_path / "G.safetensors")["config"]["norm"] == "batch"
+
+
+def test_the_importer_describes_a_download_for_fetch_and_refuses_a_discriminator():
+    from deepfake_lab.importers.cyclegan import IMPORTER
+
+    described = IMPORTER.describe(official_state_dict(ngf=4, n_blocks=2), "horse2zebra.pth")
+    assert described == "ResNet generator, 2 blocks, ngf 4, instance norm"
+    with pytest.raises(ValueError, match="horse2zebra.pth: a PatchGAN discriminator"):
+        IMPORTER.describe(NLayerDiscriminator(ndf=4).state_dict(), "horse2zebra.pth")
+
+
+def test_load_generator_reads_this_packages_files_and_names_the_importer_for_official_ones(tmp_path):
+    torch.save(official_state_dict(ngf=4, n_blocks=1), tmp_path / "latest_net_G_A.pth")
+    with pytest.raises(CheckpointError, match=r"import_official_generator\(path\).*deepfake-lab import cyclegan"):
+        load_generator(tmp_path / "latest_net_G_A.pth")
+
+
+def test_translate_on_related_official_files_says_what_they_are(tmp_path, capsys):
+    src = _photo(tmp_path)
+    torch.save(NLayerDiscriminator(ndf=4).state_dict(), tmp_path / "latest_net_D_A.pth")
+    fomm = {"generator": {"dense_motion_network.hourglass.encoder.down_blocks.0.conv.weight": torch.zeros(1, 1, 3, 3)},
+            "kp_detector": {"predictor.encoder.down_blocks.0.conv.weight": torch.zeros(1, 1, 3, 3)}, "epoch": 3}
+    torch.save(fomm, tmp_path / "vox-cpk.pth.tar")
+    for model, message in (("latest_net_D_A.pth", "translation needs a generator: latest_net_G_A.pth"),
+                           ("vox-cpk.pth.tar", "a First Order Motion checkpoint .*use `deepfake-lab animate --model")):
+        assert cli.main(["translate", "--model", str(tmp_path / model), str(src), "-o", str(tmp_path / "o.png")]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and model in err and "Traceback" not in err
+
+
+def test_files_that_are_not_checkpoints_and_pickles_that_carry_code_get_different_reasons(tmp_path, capsys):
+    (tmp_path / "notes.pth").write_text("hello, this is a text file\n")
+    with pytest.raises(CheckpointError, match=r"not a torch checkpoint at all \(not a zip/pickle file: first bytes"):
+        load_torch_untrusted(tmp_path / "notes.pth")
+    torch.save({"model.1.weight": Path("x")}, tmp_path / "objects.pth")  # a pickled class: never unpickled
+    with pytest.raises(CheckpointError, match="holds pickled Python objects that weights_only refuses"):
+        load_torch_untrusted(tmp_path / "objects.pth")
+    assert cli.main(["import", "cyclegan", str(tmp_path / "notes.pth"), "-o", str(tmp_path / "G.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "notes.pth: not a torch checkpoint at all" in err and "pickled Python objects" not in err
 
 
 def test_wrong_official_files_name_the_flag_to_change(tmp_path):

@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from deepfake_lab import compositing
 from deepfake_lab import faceswap as fs
 from deepfake_lab.cli import main
+from deepfake_lab.data import faces
+from deepfake_lab.data.portraits import portrait
+from deepfake_lab.evaluation import evaluate_reconstruction
 from deepfake_lab.provenance import read_provenance
 
 #: a narrow model with the 2017 layout, fast enough for tests
@@ -180,7 +184,7 @@ def test_load_refuses_other_kinds(tmp_path):
 # mask, colour matching, alignment, swapping
 # ---------------------------------------------------------------------------------------------
 def test_mask_is_feathered_ellipse():
-    m = fs.face_mask(64)
+    m = compositing.face_mask(64)
     assert m.shape == (64, 64) and m.dtype == np.float32
     assert m[35, 32] > 0.99 and m[0, 0] == 0 and m[63, 63] == 0
     assert np.any((m > 0.05) & (m < 0.95))                     # a soft edge, not a hard cut
@@ -191,23 +195,23 @@ def test_colour_match_moves_mean_and_std_to_the_reference():
     rng = np.random.default_rng(0)
     face = rng.integers(60, 120, (32, 32, 3)).astype(np.uint8)
     ref = rng.integers(100, 250, (32, 32, 3)).astype(np.uint8)
-    out = fs.colour_match(face, ref, None, "rgb").astype(np.float64)
+    out = compositing.colour_match(face, ref, None, "rgb").astype(np.float64)
     np.testing.assert_allclose(out.mean((0, 1)), ref.mean((0, 1)), atol=0.6)
     np.testing.assert_allclose(out.std((0, 1)), ref.std((0, 1)), atol=0.6)
-    lab = fs.colour_match(face, ref, None, "lab").astype(np.float64)
+    lab = compositing.colour_match(face, ref, None, "lab").astype(np.float64)
     assert abs(lab.mean() - ref.mean()) < 6
-    np.testing.assert_array_equal(fs.colour_match(face, ref, None, "none"), face)
+    np.testing.assert_array_equal(compositing.colour_match(face, ref, None, "none"), face)
 
 
 def test_align_face_on_the_portrait():
-    image = fs.grace_hopper_image()
-    al = fs.align_face(image, "haar")
+    image = portrait("grace_hopper")
+    al = faces.align_face(image, "haar")
     x, y, w, h = al.box
     assert 100 < w < 300 and abs(al.roll) < 10
-    face = fs.extract_face(image, al, 64)
+    face = faces.extract_face(image, al, 64)
     assert face.shape == (64, 64, 3) and face.dtype == np.uint8
-    with pytest.raises(fs.NoFaceError, match="no frontal face"):
-        fs.align_face(np.full((120, 160, 3), 128, np.uint8), "auto", what="grey.png")
+    with pytest.raises(faces.NoFaceError, match="no frontal face"):
+        faces.align_face(np.full((120, 160, 3), 128, np.uint8), "auto", what="grey.png")
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +224,7 @@ def test_swap_cli_writes_a_labelled_png(tmp_path, tiny_weights):
     from PIL import Image
 
     src = tmp_path / "portrait.png"
-    Image.fromarray(fs.grace_hopper_image()).save(src)
+    Image.fromarray(portrait("grace_hopper")).save(src)
     out = tmp_path / "swapped.png"
     assert main(["swap", "--model", str(tiny_weights), "--source", str(src), "-o", str(out), "--to", "A"]) == 0
     image = Image.open(out)
@@ -229,9 +233,14 @@ def test_swap_cli_writes_a_labelled_png(tmp_path, tiny_weights):
     assert info["synthetic"] == "true"
     details = json.loads(info["deepfake_lab"])
     assert details["to"] == "A" and details["source"] == "portrait.png" and len(details["face_box"]) == 4
-    # outside the face the frame is untouched
-    result = np.asarray(image.convert("RGB"))[:600]
-    np.testing.assert_array_equal(result[:40, :40], fs.grace_hopper_image()[:40, :40])
+    # outside the face the swap leaves the frame untouched (exactly, before labelling) ...
+    nets, config = fs.load_faceswap(tiny_weights)
+    swapped = compositing.swap_frame(portrait("grace_hopper"), nets, config, "A").result
+    np.testing.assert_array_equal(swapped[:40, :40], portrait("grace_hopper")[:40, :40])
+    # ... and the written file differs there only by the invisible watermark: a few levels, PSNR above 35 dB
+    result = np.asarray(image.convert("RGB"))[:600].astype(np.float64)
+    error = np.mean((result[:40, :40] - portrait("grace_hopper")[:40, :40]) ** 2)
+    assert 10 * np.log10(255 ** 2 / max(error, 1e-12)) > 35
 
 
 def test_swap_cli_without_a_face_says_so(tmp_path, tiny_weights, capsys):
@@ -261,7 +270,7 @@ def test_demo_weights_meet_their_card():
     card_md = fs.DEMO_WEIGHTS.with_suffix(".md").read_text()
     nets, config = fs.load_faceswap()
     _, _, held, train = fs.build_training_faces(config)
-    scores = fs.evaluate_reconstruction(nets, held, train)
+    scores = evaluate_reconstruction(nets, held, train)
     for who in ("A", "B"):
         assert f"{card[who]['l1']:.4f}" in card_md                      # the card states the same figure
         assert scores[who]["l1"] <= card[who]["l1"] + 0.002               # still as good as stated

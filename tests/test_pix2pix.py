@@ -17,9 +17,9 @@ from deepfake_lab import cli
 from deepfake_lab.checkpoints import CheckpointError, read_metadata
 from deepfake_lab.data import DataError
 from deepfake_lab.data.paired import AlignedDataset, PairedFolderDataset, jitter_pair, split_ab
+from deepfake_lab.importers.pix2pix import load_official_generator
 from deepfake_lab.pix2pix import (Pix2Pix, Pix2PixConfig, UnetGenerator, conditional_discriminator,
-                                  discriminator_loss, generator_loss, load_generator, load_official_generator,
-                                  generator_mode, translate)
+                                  discriminator_loss, generator_loss, load_generator, generator_mode, translate)
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "deepfake_lab" / "assets" / "weights"
 
@@ -126,6 +126,29 @@ def test_step_updates_D_then_G_and_D_sees_the_pair():
     assert logs["G"] == pytest.approx(logs["G_GAN"] + 100 * logs["G_L1"], rel=1e-5)
 
 
+def test_the_step_calls_the_networks_through_nets_so_ddp_wrappers_are_used():
+    class Spy(torch.nn.Module):  # stands for the DistributedDataParallel wrapper the loop puts into nets
+        def __init__(self, net):
+            super().__init__()
+            self.net, self.calls = net, 0
+
+        def forward(self, x):
+            self.calls += 1
+            return self.net(x)
+
+    model = _tiny()
+    bare_G = model.G
+    model.nets = {k: Spy(v) for k, v in model.nets.items()}
+    model.set_input({"A": torch.rand(1, 3, 128, 128) * 2 - 1, "B": torch.rand(1, 3, 128, 128) * 2 - 1})
+    model.optimize_parameters()
+    assert model.nets["G"].calls == 1 and model.nets["D"].calls == 3  # G once; D on real, fake, fake
+    ddp_like = torch.nn.parallel.DistributedDataParallel.__new__(torch.nn.parallel.DistributedDataParallel)
+    torch.nn.Module.__init__(ddp_like)
+    ddp_like.module = bare_G
+    model.nets["G"] = ddp_like
+    assert model.G is bare_G  # reading G gives the network itself, not its wrapper
+
+
 def test_l1_loss_falls_in_a_short_run():
     torch.manual_seed(0)
     model = Pix2Pix(Pix2PixConfig(netG="unet_128", ngf=8, objective="l1", lr=2e-3, crop_size=128), total_steps=100)
@@ -168,32 +191,38 @@ def test_official_test_mode_uses_batch_statistics_and_dropout_and_restores_the_m
 # --------------------------------------------------------------------------------------------
 # Official checkpoints: an independent re-statement of the official forward pass as the reference
 # --------------------------------------------------------------------------------------------
-def official_unet_reference(sd: dict, x: torch.Tensor, num_downs: int, training: bool) -> torch.Tensor:
+def official_unet_reference(sd: dict, x: torch.Tensor, num_downs: int, training: bool,
+                            norm: str = "batch") -> torch.Tensor:
     """The official ``UnetGenerator`` forward, written from its key layout with functional ops.
 
     As in the official code, each inner level's LeakyReLU(0.2) runs *in place* on its input before
     ``torch.cat([x, model(x)])`` reads it. BatchNorm: running statistics (eval) or batch statistics
-    (train mode); dropout 0.5 in levels 4 .. num_downs-2 when training.
+    (train mode); dropout 0.5 in levels 4 .. num_downs-2 when training. ``norm="instance"``: InstanceNorm
+    without parameters (any running statistics in ``sd`` unused), and every convolution has a bias.
     """
     def bn(h, p):
+        if norm == "instance":
+            return F.instance_norm(h, eps=1e-5)
         return F.batch_norm(h, sd[p + ".running_mean"].clone(), sd[p + ".running_var"].clone(), sd[p + ".weight"],
                             sd[p + ".bias"], training=training, momentum=0.1, eps=1e-5)
 
     def level(p, x, depth):
         F.leaky_relu_(x, 0.2)  # in place: the skip below carries the activated x
-        h = F.conv2d(x, sd[p + ".model.1.weight"], stride=2, padding=1)
+        h = F.conv2d(x, sd[p + ".model.1.weight"], sd.get(p + ".model.1.bias"), stride=2, padding=1)
         if depth == num_downs - 1:  # innermost
-            h = F.conv_transpose2d(F.relu(h), sd[p + ".model.3.weight"], stride=2, padding=1)
+            h = F.conv_transpose2d(F.relu(h), sd[p + ".model.3.weight"], sd.get(p + ".model.3.bias"), stride=2,
+                                   padding=1)
             h = bn(h, p + ".model.4")
         else:
             h = level(p + ".model.3", bn(h, p + ".model.2"), depth + 1)
-            h = F.conv_transpose2d(F.relu(h), sd[p + ".model.5.weight"], stride=2, padding=1)
+            h = F.conv_transpose2d(F.relu(h), sd[p + ".model.5.weight"], sd.get(p + ".model.5.bias"), stride=2,
+                                   padding=1)
             h = bn(h, p + ".model.6")
             if depth >= 4:
                 h = F.dropout(h, 0.5, training=training)
         return torch.cat([x, h], 1)
 
-    h = F.conv2d(x, sd["model.model.0.weight"], stride=2, padding=1)
+    h = F.conv2d(x, sd["model.model.0.weight"], sd.get("model.model.0.bias"), stride=2, padding=1)
     h = level("model.model.1", h, 1)
     h = F.conv_transpose2d(F.relu(h), sd["model.model.3.weight"], sd["model.model.3.bias"], stride=2, padding=1)
     return torch.tanh(h)
@@ -239,6 +268,48 @@ def test_official_checkpoint_reproduces_the_reference_output(tmp_path, num_downs
         out_official = G(x)  # the whole batch at once, as the reference computed it
     assert (out_eval - ref_eval).abs().max().item() < 1e-5
     assert (out_official - ref_official).abs().max().item() < 1e-5
+
+
+def test_old_instance_norm_unet_with_running_statistics_loads_as_instance_norm(tmp_path):
+    # an official --norm instance U-Net saved by PyTorch < 0.4: conv biases, no norm weights, but InstanceNorm
+    # running_mean/var at every norm position (where BatchNorm's would be)
+    g = torch.Generator().manual_seed(4)
+    sd = {k: torch.randn(v.shape, generator=g) / math.sqrt(v[0].numel())
+          for k, v in UnetGenerator(num_downs=7, ngf=2, norm="instance").state_dict().items()}
+    for k, v in UnetGenerator(num_downs=7, ngf=2, norm="batch").state_dict().items():
+        if k.endswith(("running_mean", "running_var")):
+            sd[k] = torch.zeros(v.shape) if k.endswith("mean") else torch.ones(v.shape)
+    assert any(k.endswith("running_mean") for k in sd) and not any(v.ndim == 1 and k.endswith(".weight")
+                                                                     for k, v in sd.items())
+    torch.save(sd, tmp_path / "latest_net_G.pth")
+    G, config = load_official_generator(tmp_path / "latest_net_G.pth")
+    assert (config.norm, config.netG, config.ngf) == ("instance", "unet_128", 2)
+    x = torch.rand(1, 3, 128, 128, generator=g) * 2 - 1
+    with torch.no_grad():
+        ref = official_unet_reference(sd, x.clone(), 7, training=False, norm="instance")
+    assert (translate(G, x, "eval") - ref).abs().max().item() < 1e-5
+
+
+def test_importing_a_wrong_file_names_the_file(tmp_path, capsys):
+    torch.save(conditional_discriminator(Pix2PixConfig(ndf=4)).state_dict(), tmp_path / "latest_net_D.pth")
+    out = str(tmp_path / "G.safetensors")
+    assert cli.main(["import", "pix2pix", str(tmp_path / "latest_net_D.pth"), "-o", out]) == 2
+    err = capsys.readouterr().err
+    assert "latest_net_D.pth: not an official pix2pix U-Net generator" in err and "state dict:" not in err
+    assert "discriminator" in err
+    with pytest.raises(CheckpointError, match="latest_net_D.pth: not an official pix2pix"):
+        load_official_generator(torch.load(tmp_path / "latest_net_D.pth"), name="latest_net_D.pth")
+    # translate names it too, and says which file to give instead
+    _save(np.zeros((32, 32, 3), np.uint8), tmp_path / "in.png")
+    assert cli.main(["translate", "--model", str(tmp_path / "latest_net_D.pth"), str(tmp_path / "in.png"),
+                     "-o", str(tmp_path / "o.png")]) == 2
+    assert "translation needs a generator: latest_net_G.pth" in capsys.readouterr().err
+
+
+def test_load_generator_names_the_importer_for_official_files(tmp_path):
+    torch.save(_random_official_state(7, ngf=2), tmp_path / "latest_net_G.pth")
+    with pytest.raises(CheckpointError, match=r"load_official_generator\(path\).*deepfake-lab import pix2pix"):
+        load_generator(tmp_path / "latest_net_G.pth")
 
 
 def test_official_checkpoint_with_a_module_prefix_loads(tmp_path):
@@ -362,7 +433,7 @@ def _card_figures(card: Path) -> dict:
 
 
 def test_demo_weights_meet_their_reported_figures_on_held_out_frames():
-    from deepfake_lab.pix2pix import face_task_report
+    from deepfake_lab.evaluation import face_task_report
 
     weights, card = WEIGHTS / "pix2pix-carphone-edges.safetensors", WEIGHTS / "pix2pix-carphone-edges.md"
     assert weights.stat().st_size < 8_000_000  # a small share of the 40 MB shared by all demo weights
@@ -395,7 +466,10 @@ def test_translate_and_import_official_pix2pix_files(tmp_path):
 
 
 def test_fetched_pix2pix_data_sets_are_found_by_name(tmp_path, monkeypatch):
-    from deepfake_lab.pix2pix import build_dataset
+    from deepfake_lab.data.paired import open_paired
+
+    def build_dataset(data, c):  # what the lesson table's pix2pix row does with --data
+        return open_paired(data, c.direction, c.load_size, c.crop_size)
 
     monkeypatch.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path))
     config = Pix2PixConfig(netG="unet_128", direction="BtoA", load_size=64, crop_size=64)

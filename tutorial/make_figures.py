@@ -129,8 +129,9 @@ def t2u8(x: torch.Tensor):
 # ==============================================================================================
 def section_architectures() -> None:
     """Parameter counts of the paper-default networks (built, not loaded: no weights needed)."""
-    from deepfake_lab import cyclegan, pix2pix
-    from deepfake_lab.cyclegan import NLayerDiscriminator, ResnetGenerator, count_parameters
+    from deepfake_lab import blocks, cyclegan, losses, pix2pix
+    from deepfake_lab.blocks import count_parameters
+    from deepfake_lab.cyclegan import NLayerDiscriminator, ResnetGenerator
 
     num("resnet9_params", count_parameters(ResnetGenerator(n_blocks=9)), "{:,}")
     num("resnet6_params", count_parameters(ResnetGenerator(n_blocks=6)), "{:,}")
@@ -138,12 +139,12 @@ def section_architectures() -> None:
     num("patchgan_rf", cyclegan.patch_receptive_field(3), "{}")
     num("unet256_params", count_parameters(pix2pix.UnetGenerator(num_downs=8)), "{:,}")
     num("patchgan6_params", count_parameters(pix2pix.conditional_discriminator(pix2pix.Pix2PixConfig())), "{:,}")
-    TEXT["code_resnet_block"] = excerpt(cyclegan.ResnetBlock, 30)
+    TEXT["code_resnet_block"] = excerpt(blocks.ResidualBlock, 30)
     TEXT["code_resnet_generator"] = excerpt(cyclegan.ResnetGenerator, 45)
     TEXT["code_patchgan"] = excerpt(cyclegan.NLayerDiscriminator, 30)
     TEXT["code_image_pool"] = excerpt(cyclegan.ImagePool.query if hasattr(cyclegan.ImagePool, "query")
                                       else cyclegan.ImagePool, 30)
-    TEXT["code_cycle_loss"] = excerpt(cyclegan.cycle_loss, 20)
+    TEXT["code_cycle_loss"] = excerpt(losses.l1_loss, 20)
     TEXT["code_unet_level"] = excerpt(pix2pix.UnetSkipLevel, 45)
     TEXT["code_pix2pix_gloss"] = excerpt(pix2pix.generator_loss, 30)
     TEXT["code_cond_disc"] = excerpt(pix2pix.conditional_discriminator, 25)
@@ -188,13 +189,14 @@ def section_cyclegan() -> None:
     from deepfake_lab import cyclegan
     from deepfake_lab.data.embedded import embedded_path
     from deepfake_lab.data.images import list_images, load_image, pil_to_tensor
+    from deepfake_lab.evaluation import evaluate_pairs, run_generator
 
     path = need(cyclegan.demo_weights_path("photo2winter"),
                 "deepfake-lab train cyclegan --data photo2winter --preset demo")
     G, _ = cyclegan.load_generator(path, "AtoB")
     F, _ = cyclegan.load_generator(path, "BtoA")
     root = embedded_path("photo2winter")
-    scores = cyclegan.evaluate_pairs(G, root, "test")
+    scores = evaluate_pairs(G, root, "test")
     print(f"  cyclegan scores: {scores}")
     num("cyclegan_images", scores["images"], "{}")
     for who, key in (("G", "cyclegan"), ("identity", "cyclegan_identity")):
@@ -204,8 +206,8 @@ def section_cyclegan() -> None:
     rows = []
     for f in files:
         x = pil_to_tensor(load_image(f)).unsqueeze(0)
-        y = cyclegan.run_generator(G, x)
-        rec = cyclegan.run_generator(F, y)
+        y = run_generator(G, x)
+        rec = run_generator(F, y)
         truth = Path(root) / "testB" / f.name
         rows.append([t2u8(x[0]), t2u8(y[0]), t2u8(rec[0])] + ([load_image(truth)] if truth.exists() else []))
     save_synthetic(row_images(rows), "cyclegan-photo2winter.png",
@@ -216,6 +218,7 @@ def section_cyclegan() -> None:
 def section_pix2pix() -> None:
     from deepfake_lab import pix2pix
     from deepfake_lab.data.paired import CarphoneEdges2Face
+    from deepfake_lab.evaluation import face_task_report
 
     candidates = sorted(WEIGHTS.glob("pix2pix*.safetensors"))
     if not candidates:
@@ -223,10 +226,10 @@ def section_pix2pix() -> None:
     path = candidates[0]
     G, config = pix2pix.load_generator(path)
     try:
-        report = pix2pix.face_task_report(G, config, use_lpips=True)
+        report = face_task_report(G, config, use_lpips=True)
     except Exception as err:  # LPIPS weights are optional
         print(f"  pix2pix: LPIPS unavailable ({err}); scoring without it")
-        report = pix2pix.face_task_report(G, config, use_lpips=False)
+        report = face_task_report(G, config, use_lpips=False)
     import math
 
     # a metric that could not be computed (NaN: LPIPS without its weights) is left out of the table
@@ -268,6 +271,7 @@ def section_pix2pix() -> None:
 def section_animation() -> None:
     from deepfake_lab import animation
     from deepfake_lab.data import animation_data
+    from deepfake_lab.data.portraits import portrait
 
     need(animation.DEMO_WEIGHTS, "deepfake-lab train animation --preset demo")
     model = animation.load_animation_model(None, "cpu", precision="fp32")
@@ -277,7 +281,7 @@ def section_animation() -> None:
     num("anim_l1_margin_pct", abs(100 * scores.l1_margin), "{:.1f}")
     TEXT["anim_l1_direction"] = "lower" if scores.l1_margin > 0 else "higher"
     driving = animation_data.read_frames(animation_data.example_driving_path(), max_frames=60)[::12][:5]
-    source = animation_data.example_source()
+    source = portrait("grace_hopper")
     frames, details = animation.animate(model, source, driving, return_details=True)
     save_synthetic(row_images([list(details["driving"]), frames], size=128), "animation-grace-hopper.png",
                    {"model": animation.DEMO_WEIGHTS.name, "rows": "driving frames; animated source"})
@@ -289,10 +293,13 @@ def section_faceswap() -> None:
     import numpy as np
 
     from deepfake_lab import faceswap
+    from deepfake_lab.compositing import swap_frame
+    from deepfake_lab.data.portraits import portrait
+    from deepfake_lab.evaluation import evaluate_reconstruction
 
     nets, config = faceswap.load_faceswap()
     _, B_frames, held, train = faceswap.build_training_faces(config)
-    rec = faceswap.evaluate_reconstruction(nets, held, train)
+    rec = evaluate_reconstruction(nets, held, train)
     for who, r in rec.items():
         for k, v in r.items():
             num(f"faceswap_{who}_{k}", v, "{:.2f}" if "psnr" in k else ("{}" if k == "n" else "{:.4f}"))
@@ -305,8 +312,8 @@ def section_faceswap() -> None:
     save_synthetic(row_images(grid, size=96), "faceswap-swaps.png",
                    {"model": "faceswap-demo.safetensors", "rows": "A, A->B, B, B->A (held-out faces)"})
     try:
-        frame = np.asarray(faceswap.grace_hopper_image())
-        result = faceswap.swap_frame(frame, nets, config, to="A")
+        frame = np.asarray(portrait("grace_hopper"))
+        result = swap_frame(frame, nets, config, to="A")
         save_synthetic(row_images([[result.frame, result.result]], size=256), "faceswap-frame.png",
                        {"model": "faceswap-demo.safetensors", "columns": "photo, swapped and blended"})
         SECTIONS["faceswap_frame"] = "ok"

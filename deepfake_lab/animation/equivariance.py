@@ -15,9 +15,6 @@ The random transforms are a small affine map (noise with standard deviation 0.05
 identity) plus a thin-plate-spline bend with 5x5 control points (weights with standard deviation
 0.005), as in the official vox-256 configuration. The TPS radial term is :math:`r^2 \\log r` of the
 L1 distance to each control point, as in the official code.
-
-:class:`RandomTransform` also makes the *pseudo-videos* of :mod:`deepfake_lab.data.animation_data`:
-a still portrait warped by a sequence of smooth transforms looks like a (stiff) talking head.
 """
 from __future__ import annotations
 

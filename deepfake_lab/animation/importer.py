@@ -20,14 +20,15 @@ from pathlib import Path
 import torch
 
 from ..checkpoints import CheckpointError, load_torch_untrusted, load_weights, save_weights
-from ..device import pick_device, precision_for
+from ..device import inference_probe, pick_device, precision_for
+from ..settings import demo_weights
 from ..train import config_from_dict, config_to_dict
 from .model import AnimationConfig, FirstOrderModel
 
 __all__ = ["DEMO_WEIGHTS", "load_animation_model", "load_official_checkpoint", "config_from_official",
            "save_animation_model", "OFFICIAL_SUFFIXES"]
 
-DEMO_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "weights" / "animation-demo.safetensors"
+DEMO_WEIGHTS = demo_weights("animation-demo")
 OFFICIAL_SUFFIXES = (".tar", ".pth", ".pt", ".ckpt")
 
 
@@ -173,6 +174,11 @@ def load_animation_model(path: str | os.PathLike | None = None, device: str | to
                 raise CheckpointError(f"{path}: {name} weights do not fit its own config ({err})") from err
         model.source = "demo weights" if path == DEMO_WEIGHTS else path.name
     model = model.to(device).eval()
-    model.precision = precision_for(device, model.config.cpu_bf16, precision)
+    official = path.suffix in OFFICIAL_SUFFIXES
+    size = model.config.image_size
+    example = torch.zeros(1, 3, size, size, device=device)
+    model.precision = precision_for(device, model.config.bf16_ok, precision, official=official,
+                                    key=f"animation inference {size}, {model.source}",
+                                    probe=inference_probe(lambda x: model(x, x), example))
     return model
 

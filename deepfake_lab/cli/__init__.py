@@ -7,11 +7,13 @@ differs between lessons:
   loop, DDP, held-out evaluation, export);
 * :mod:`.generate`: ``sample``, ``translate``, ``import``, ``swap`` (every output labelled synthetic);
 * :mod:`.animate`: ``animate`` and ``animate-eval``;
+* :mod:`.verify`: ``verify``, which reads the marks of a file back;
 * :mod:`.data`: ``fetch``, ``eval``, ``setup-weights``;
 * :mod:`.demo`: ``demo``, the classroom app.
 
-This module holds what they share: the loop and device flags, and turning errors into one clear line
-instead of a traceback.
+This module holds what they share: the loop and device flags, turning errors into one clear line
+instead of a traceback, and notes about converted inputs (``ImageConversionWarning``) into one line each:
+``deepfake-lab: note: photo.png: is grayscale; ...``.
 
     deepfake-lab train gan --data ring8 --out runs/ring8
     deepfake-lab sample --model runs/ring8 -o samples.png
@@ -21,77 +23,47 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields, replace
+import warnings
 
 from ..errors import UserError
 from ..settings import quick_mode
-from ..train import LoopConfig
+from .common import add_device_arguments, add_loop_arguments, loop_config_from_args
 
 __all__ = ["main", "build_parser", "UserError", "quick_mode", "add_device_arguments", "add_loop_arguments",
            "loop_config_from_args"]
 
 
-def add_device_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
-                   help="auto: bf16 autocast where it is faster for this model (default)")
-
-
-def add_loop_arguments(p: argparse.ArgumentParser, presets=None) -> None:
-    """The flags every ``deepfake-lab train <lesson>`` shares; unset ones come from the preset."""
-    g = p.add_argument_group("training loop")
-    if presets:
-        names = list(presets)
-        g.add_argument("--preset", default="default" if "default" in names else names[0], choices=sorted(names),
-                       help="a named set of defaults (demo: small enough for a laptop CPU)")
-    g.add_argument("--steps", type=int, help="total optimizer steps")
-    g.add_argument("--epochs", type=int, help="when --steps is not given: train this many epochs")
-    g.add_argument("--batch-size", type=int, help="images (or points) per step, per process")
-    g.add_argument("--out", help="run folder: checkpoints, samples, losses.csv, tb/ (default runs/<lesson>)")
-    g.add_argument("--seed", type=int, help="random seed of the initial weights and the data order (default 0)")
-    g.add_argument("--log-every", type=int)
-    g.add_argument("--sample-every", type=int, help="save a sample grid every N steps (0: never)")
-    g.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N steps")
-    g.add_argument("--keep-last", type=int, help="checkpoints to keep")
-    g.add_argument("--num-workers", type=int, help="data loader worker processes")
-    g.add_argument("--no-resume", action="store_true", help="start over even if --out has a checkpoint")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_device_arguments(p)
-
-
-def loop_config_from_args(args: argparse.Namespace, base: LoopConfig) -> LoopConfig:
-    """Override the preset's loop config with the flags the user gave."""
-    changes = {}
-    for f in fields(LoopConfig):
-        value = getattr(args, f.name, None)
-        if f.name == "out_dir":
-            value = getattr(args, "out", None)
-        if value is not None and f.name not in ("resume", "progress"):
-            changes[f.name] = value
-    if getattr(args, "no_resume", False):
-        changes["resume"] = False
-    if getattr(args, "no_progress", False):
-        changes["progress"] = False
-    cfg = replace(base, **changes)
-    if cfg.steps < 1:
-        raise UserError(f"--steps {cfg.steps}: need at least 1")
-    if cfg.batch_size < 1:
-        raise UserError(f"--batch-size {cfg.batch_size}: need at least 1")
-    return cfg
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
-    from . import animate, data, demo, generate, train
+    from . import animate, data, demo, generate, train, verify
 
     parser = argparse.ArgumentParser(
         prog="deepfake-lab",
         description="How deepfakes are made, block by block. Every image it writes is labelled synthetic.")
     parser.add_argument("--version", action="version", version=f"deepfake_lab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (train, generate, animate, data, demo):  # the order of ``--help``
+    for module in (train, generate, animate, verify, data, demo):  # the order of ``--help``
         module.add_commands(sub)
     return parser
+
+
+def _print_notes_as_lines() -> None:
+    """Show every ImageConversionWarning as ``deepfake-lab: note: ...`` on stderr; other warnings as before.
+
+    Call inside ``warnings.catch_warnings()``, which puts the previous behaviour back.
+    """
+    from ..data.images import ImageConversionWarning
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, ImageConversionWarning):
+            print(f"deepfake-lab: note: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", ImageConversionWarning)  # one note per converted file, every time
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(func(args) or 0)
+        with warnings.catch_warnings():
+            _print_notes_as_lines()
+            return int(func(args) or 0)
     except (UserError, CheckpointError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
         print(f"deepfake-lab: error: {err}", file=sys.stderr)
         return 2

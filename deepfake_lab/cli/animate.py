@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.images import MIN_SIDE
 from ..errors import UserError
 
-__all__ = ["add_commands", "MAX_SIDE", "MAX_FRAMES"]
+__all__ = ["add_commands", "MAX_FRAMES"]
 
-#: largest frame side accepted by ``animate`` (the model works on small crops; bigger inputs only cost memory)
-MAX_SIDE = 4096
 #: most driving frames accepted by default (``--max-frames`` changes it)
 MAX_FRAMES = 3000
 
@@ -27,7 +26,7 @@ MAX_FRAMES = 3000
 # --------------------------------------------------------------------------------------------
 def add_commands(subparsers) -> None:
     """``deepfake-lab animate`` and ``deepfake-lab animate-eval``."""
-    from . import add_device_arguments
+    from .common import add_device_arguments
 
     p = subparsers.add_parser(
         "animate", help="animate a face photo with the motion of a driving video (First Order Motion Model)",
@@ -62,47 +61,44 @@ def add_commands(subparsers) -> None:
     e.set_defaults(func=_eval_command)
 
 
-def _check_size(what: str, width: int, height: int) -> None:
-
-    if max(width, height) > MAX_SIDE:
-        raise UserError(f"{what}: {width}x{height} pixels is larger than the {MAX_SIDE}x{MAX_SIDE} this command "
-                        f"accepts; scale it down first (e.g. `ffmpeg -i in.mp4 -vf scale=1280:-2 out.mp4`)")
-    if min(width, height) < 16:
-        raise UserError(f"{what}: {width}x{height} pixels is too small; need at least 16x16")
-
-
 def load_source_image(path: str) -> np.ndarray:
-    """Read the source photo as (H, W, 3) uint8, with clear errors (missing, not an image, corrupt, huge)."""
-    from PIL import Image, UnidentifiedImageError
+    """Read the source photo as (H, W, 3) uint8 with the checked loader (:func:`~deepfake_lab.data.images.load_image`).
 
+    Missing, empty, not an image, corrupt, under ``MIN_SIDE`` a side or over ``MAX_PIXELS``: a
+    :class:`UserError` that names ``--source`` and the file; other modes are converted with a note.
+    """
+    from ..data import DataError
     from ..data.images import load_image
 
-    p = Path(path)
-    if p.is_file():
-        try:
-            with Image.open(p) as im:  # the header only: refuse huge images before decoding them
-                _check_size(f"--source {path}", *im.size)
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-            pass  # load_image says what is wrong with it
-    return np.asarray(load_image(p))
+    try:
+        return np.asarray(load_image(path))
+    except DataError as err:
+        raise UserError(f"--source {err}") from None
 
 
 def load_driving_video(path: str, max_frames: int) -> tuple[np.ndarray, float]:
-    """Read the driving video (file or folder of frames) as ((T, H, W, 3) uint8, fps), with clear errors."""
-    from ..data.animation_data import read_frames
-    from ..data.video import read_video, video_info
+    """Read the driving video (file or folder of frames) as ((T, H, W, 3) uint8, fps), with clear errors.
 
-    p = Path(path)
-    if p.is_dir():
-        frames = read_frames(p, max_frames)
-        _check_size(f"--driving {path}", frames.shape[2], frames.shape[1])
-        return frames, 25.0
-    info = video_info(p)  # missing / empty / damaged file: a DataError naming it
-    if info["width"] and info["height"]:
-        _check_size(f"--driving {path}", info["width"], info["height"])
+    Frames must fit the images' size policy (:func:`~deepfake_lab.data.video.check_frame_size`), checked
+    from the header before any frame is decoded.
+    """
+    from ..data import DataError
+    from ..data.animation_data import read_frames
+    from ..data.video import check_frame_size, read_video, video_info
+
     if max_frames < 1:
         raise UserError(f"--max-frames {max_frames}: need at least 1")
-    clip = read_video(p, max_frames=max_frames)
+    p = Path(path)
+    try:
+        if p.is_dir():
+            frames = read_frames(p, max_frames)
+            check_frame_size(frames.shape[2], frames.shape[1], str(path))
+            return frames, 25.0
+        info = video_info(p)  # missing / empty / damaged / not a video: a DataError naming it
+        check_frame_size(info["width"], info["height"], str(path))
+        clip = read_video(p, max_frames=max_frames)
+    except DataError as err:
+        raise UserError(f"--driving {err}") from None
     return clip.frames, clip.fps
 
 
@@ -122,11 +118,12 @@ def _animate_command(args: argparse.Namespace) -> int:
         args.driving = args.driving or str(example_driving_path())
     if not args.source or not args.driving:
         raise UserError("give --source IMAGE and --driving VIDEO (or --example)")
-    if args.size < 16 or args.size > 1024:
-        raise UserError(f"--size {args.size}: use 16 to 1024 pixels")
+    if args.size < MIN_SIDE or args.size > 1024:
+        raise UserError(f"--size {args.size}: use {MIN_SIDE} to 1024 pixels")
     source = load_source_image(args.source)
     driving, fps = load_driving_video(args.driving, args.max_frames)
     model = load_animation_model(args.model, args.device, args.precision)
+    print(f"animation model {model.source}; precision {model.precision.describe()}", file=sys.stderr)
     bar = tqdm(total=len(driving), desc="animate", unit="frame", disable=args.no_progress)
 
     def progress(done: int, total: int) -> None:

@@ -17,6 +17,7 @@ What it does, in order, the same for every lesson:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -31,7 +32,7 @@ __all__ = ["add_commands", "train_lesson"]
 
 
 def add_commands(sub) -> None:
-    from . import add_loop_arguments
+    from .common import add_loop_arguments
 
     train = sub.add_parser("train", help="train a lesson's model on the shared loop")
     train_sub = train.add_subparsers(dest="lesson", metavar="LESSON")
@@ -68,14 +69,63 @@ def _steps(row: Lesson, loop, args: argparse.Namespace, dataset):
     return loop
 
 
+def _config_key(config) -> str:
+    """A short fingerprint of a model config, for the precision verdict's cache key."""
+    from ..train import config_to_dict
+
+    text = json.dumps(config_to_dict(config), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def training_probe(model, dataset, batch_size: int):
+    """A ``probe(precision)`` for the precision policy: one training step of ``model`` on the first batch of
+    ``dataset`` under that precision, with the weights, optimizer state, extra state and random state put back
+    afterwards, so probing changes nothing about the run."""
+    import copy
+    import random
+
+    import numpy as np
+    import torch
+    from torch.utils.data import default_collate
+
+    def snapshot():
+        return copy.deepcopy({"nets": {k: n.state_dict() for k, n in model.nets.items()},
+                              "opts": {k: o.state_dict() for k, o in model.opts.items()},
+                              "extra": model.extra_state()})
+
+    def probe(precision) -> None:
+        saved, before = snapshot(), model.precision
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+                batch = default_collate([dataset[i] for i in range(min(batch_size, len(dataset)))])
+                model.precision = precision
+                model.set_input(batch)
+                model.optimize_parameters()
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+            model.precision = before
+            for k, net in model.nets.items():
+                net.load_state_dict(saved["nets"][k])
+            for k, opt in model.opts.items():
+                opt.load_state_dict(saved["opts"][k])
+            model.load_extra_state(saved["extra"])
+
+    return probe
+
+
 def _command(args: argparse.Namespace) -> int:
     return train_lesson(args.lesson_row, args)
 
 
 def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     """Train one lesson as the flags in ``args`` say (see the module docstring for the order)."""
-    from . import loop_config_from_args
-    from ..device import pick_device, precision_for, seed_everything
+    from .common import loop_config_from_args
+    from ..device import choose_precision, pick_device, seed_everything
+    import torch
+
+    from ..distributed import init_distributed
     from ..train import dist_info, fit
 
     if args.preset not in row.preset_names:
@@ -93,12 +143,21 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     loop = loop_config_from_args(args, loop)
 
     device = pick_device(args.device)
-    precision = precision_for(device, getattr(config, "cpu_bf16", False), args.precision)
     seed_everything(loop.seed)  # before any network exists: the seed fixes the initial weights
-    model = row.model(config, device, precision, loop.steps)
+    model = row.model(config, device, None, loop.steps)
+    rank, world = init_distributed(device)  # a no-op outside torchrun
+    choice = [None]
+    if rank == 0:  # one measurement for the job: every rank must run the same precision
+        choice[0] = choose_precision(
+            device, args.precision, key=f"{row.name} training step, batch {loop.batch_size}, {_config_key(config)}",
+            bf16_ok=getattr(config, "bf16_ok", True), probe=training_probe(model, dataset, loop.batch_size))
+    if world > 1:
+        torch.distributed.broadcast_object_list(choice, src=0)
+    model.precision = precision = choice[0]
     about = row.describe(model, config, dataset) if row.describe else row.name
-    print(f"{about}; {loop.steps:,} steps of batch {loop.batch_size} on {device} ({precision.name}), seed "
-          f"{loop.seed}", file=sys.stderr)
+    if dist_info()[0] == 0:  # under torchrun, one line for the run, not one per process
+        print(f"{about}; {loop.steps:,} steps of batch {loop.batch_size} on {device}, seed {loop.seed}; precision "
+              f"{precision.describe()}", file=sys.stderr)
 
     cpu_start = time.process_time()
     result = fit(model, dataset, loop)
@@ -107,8 +166,15 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
         print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
               "resume", file=sys.stderr)
         return 130
-    if dist_info()[0] != 0:  # rank 0 alone evaluates and writes
+    rank, world = dist_info()
+    if rank != 0:  # rank 0 alone evaluates and writes
         return 0
+    if world > 1:  # evaluate and export the networks themselves, not their DDP wrappers (``module.`` keys)
+        from torch.nn.parallel import DistributedDataParallel
+
+        for name, net in model.nets.items():
+            model.nets[name] = net.module if isinstance(net, DistributedDataParallel) else net
+        model.on_nets_wrapped()
 
     if row.after_training is not None:
         note = row.after_training(model, dataset, loop)
@@ -124,11 +190,11 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     print(f"trained to step {result.step} in {result.seconds:.1f} s (CPU time of this process {cpu_seconds:.1f} s); "
           f"weights {result.weights}")
     if metrics:
-        print("held-out: " + json.dumps(metrics))
+        print("metrics: " + json.dumps(metrics))
     if args.export:
         extra = {"steps": str(result.step), "seed": str(loop.seed), "data": str(args.data),
                  "batch_size": str(loop.batch_size), "train_seconds": f"{result.seconds:.1f}",
-                 "cpu_seconds": f"{cpu_seconds:.1f}", "metrics": metrics}
+                 "cpu_seconds": f"{cpu_seconds:.1f}", row.metrics_key: metrics}
         path = row.export(model, config, args.export, extra)
         print(f"exported the inference networks (fp16) to {path or args.export}")
     return 0

