@@ -1,8 +1,12 @@
 """What every tab of the demo app shares: the models (loaded once), the labelled outputs, input checks.
 
-* :class:`ModelSpec` describes one demo model: what it is, its data and licence, where its weights are.
+* :class:`ModelSpec` describes one demo model: what it is, its data and licence, where its weights are
+  (:mod:`~deepfake_lab.app.models` builds every one of them from the lesson table).
 * :class:`ModelStore` loads each model the first time it is asked for and keeps it (one copy for all
   students, guarded by a lock); ``--weights DIR`` is looked in first, the weights inside the package after.
+  It also keeps the last few models the user pointed at (:meth:`ModelStore.cached`) and hands out one lock
+  per model (:meth:`ModelStore.lock`): every tab reaches them through the :class:`AppContext` it is given,
+  with the :class:`~deepfake_lab.app.batching.Batcher` that stacks simultaneous requests for one model.
 * :class:`OutputWriter` writes every image the app returns as a PNG with the visible SYNTHETIC strip and
   the provenance text chunks (:func:`deepfake_lab.provenance.save_labelled_png`); the browser and
   ``gradio_client`` receive exactly that file.
@@ -22,13 +26,14 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import shutil
 import tempfile
 import threading
 import uuid
 import warnings
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -38,6 +43,8 @@ from PIL import Image
 
 from ..checkpoints import CheckpointError
 from ..provenance import save_labelled_png, save_reference_png
+from ..settings import demo_weights
+from .batching import Batcher
 
 __all__ = ["ModelSpec", "ModelStore", "ModelUnavailable", "OutputWriter", "AppContext", "check_int", "check_float",
            "user_errors", "MAX_SEED", "open_image", "fit_side", "image_input", "upload_path", "show_notes"]
@@ -52,17 +59,22 @@ MAX_SEED = 2**31 - 1
 class ModelSpec:
     """One demo model, as the About tab describes it and the :class:`ModelStore` loads it.
 
-    ``embedded`` returns the path of the weights shipped in the package; ``load(path, device)`` returns the
-    ready-to-run model. With ``--weights DIR`` the file ``DIR/<embedded file name>`` is used when it exists.
+    ``load(path, device)`` returns the ready-to-run model. Its weights are the file ``key`` of the package's
+    weights folder (:meth:`embedded`); with ``--weights DIR`` the file of the same name in ``DIR`` is used
+    when it exists.
     """
 
-    key: str  # "gan-digits": also the file stem of the weights and of the model card
+    key: str  # "gan-digits": the name of its demo weights in the lesson table, the file stem of the model card
+    lesson: str  # "gan": the lesson row it comes from
     title: str  # "DCGAN: handwritten digits"
     what: str  # one paragraph: the network and what it makes
     #: the training data, where it comes from, its licence; or a function of the weights path that says so
     data: str | Callable[[Path], str]
-    embedded: Callable[[], Path]
     load: Callable[[Path, torch.device], Any]
+
+    def embedded(self) -> Path:
+        """The weights shipped in the package (:func:`deepfake_lab.settings.demo_weights`)."""
+        return demo_weights(self.key)
 
 
 class ModelUnavailable(Exception):
@@ -73,14 +85,22 @@ class ModelStore:
     """Loads each demo model once and hands the same instance to every request.
 
     Loading happens on first use (so the app starts even when some weights are missing, and says which
-    ones on the page), under a lock so that two simultaneous first requests do not load twice.
+    ones on the page), under a lock so that two simultaneous first requests do not load twice. Models the
+    user points at (an official checkpoint, a run folder) are kept too, the :data:`USER_MODELS_KEPT` most
+    recently used ones (:meth:`cached`).
     """
+
+    #: models the user points at, kept loaded (the least recently used one is dropped)
+    USER_MODELS_KEPT = 4
 
     def __init__(self, device: torch.device, weights_dir: str | Path | None = None):
         self.device = device
         self.weights_dir = Path(weights_dir) if weights_dir else None
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._user: OrderedDict[tuple, Any] = OrderedDict()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def path(self, spec: ModelSpec) -> Path:
         """The weights file for ``spec``: in ``--weights DIR`` if there, else the one shipped in the package."""
@@ -114,6 +134,25 @@ class ModelStore:
                     raise ModelUnavailable(f"{spec.title}: cannot load {path}: {err}") from err
                 log.info("loaded %s from %s on %s", spec.key, path, self.device)
             return self._models[spec.key]
+
+    def cached(self, key: tuple, load: Callable[[], Any]) -> Any:
+        """The user's model under ``key`` (path, file date, size, options...): ``load()`` the first time, kept after."""
+        with self._guard:
+            if key in self._user:
+                self._user.move_to_end(key)
+                return self._user[key]
+        model = load()  # outside the guard: a slow load does not hold up the other users' requests
+        with self._guard:
+            self._user[key] = model
+            while len(self._user) > self.USER_MODELS_KEPT:
+                self._user.popitem(last=False)
+        return model
+
+    def lock(self, key: str) -> threading.Lock:
+        """The one lock of the model called ``key``: one picture at a time per model (official pix2pix switches
+        to train mode while it runs)."""
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     def preload(self, specs) -> dict[str, str]:
         """Load every model that can be loaded now; return ``{key: message}`` for those that cannot."""
@@ -178,11 +217,13 @@ class OutputWriter:
 
 @dataclass
 class AppContext:
-    """Handed to every tab builder: the device, the model store and the output writer."""
+    """Handed to every tab builder: the device, the model store, the output writer and the batcher."""
 
     device: torch.device
     models: ModelStore
     outputs: OutputWriter = field(default_factory=OutputWriter)
+    #: stacks simultaneous requests for one image-to-image model into one forward pass (:mod:`.batching`)
+    batcher: Batcher = field(default_factory=Batcher)
     #: the models of every tab (filled in by ``build_app``; the About tab lists them)
     specs: list[ModelSpec] = field(default_factory=list)
 
@@ -293,6 +334,15 @@ def show_notes(notes) -> None:
         gr.Warning(note)
 
 
+def _name_once(message: str) -> str:
+    """``checkpoint x.pth: x.pth: refused ...`` -> ``checkpoint x.pth: refused ...``.
+
+    A tab prefixes the file's name to an error whose message already starts with it (the loaders name
+    the file too); the page shows it once.
+    """
+    return re.sub(r"(?<![^\s])([^\s:]+): \1: ", r"\1: ", message)
+
+
 def user_errors(fn: Callable) -> Callable:
     """Wrap an event handler so every failure reaches the page as one clear line (``gr.Error``).
 
@@ -308,7 +358,7 @@ def user_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except (ValueError, ModelUnavailable, CheckpointError, FileNotFoundError) as err:
-            raise gr.Error(str(err), print_exception=False) from None
+            raise gr.Error(_name_once(str(err)), print_exception=False) from None
         except Exception as err:  # a bug, not a user mistake: log it here, keep the page clean
             log.exception("%s failed", fn.__name__)
             raise gr.Error(f"Unexpected error ({type(err).__name__}); the app is still running, try again. "

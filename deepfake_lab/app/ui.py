@@ -1,27 +1,29 @@
 """Assemble the demo app: a header, one tab per lesson, the About tab; the theme and launch options.
 
-A lesson adds its tab by adding one module ``deepfake_lab/app/tab_<lesson>.py`` with
+A lesson adds its tab by writing one module ``deepfake_lab/app/tab_<lesson>.py`` with
 
 * ``TITLE``: the tab's name,
-* ``MODELS``: its :class:`~deepfake_lab.app.common.ModelSpec` s (the About tab lists them),
+* ``MODELS``: its :class:`~deepfake_lab.app.common.ModelSpec` s, taken from
+  :mod:`~deepfake_lab.app.models` (the lesson table's demo weights; the About tab lists them),
 * ``build(ctx, demo)``: the layout and events, inside the ``gr.Tab`` that ``build_app`` opens,
 
-and one line in :data:`LESSON_TABS`. A tab whose lesson module has not been written yet is skipped.
+and adding the module to :data:`TABS`, the one list of tabs (imported here, found by no name).
 Inside a tab: get models from ``ctx.models.get(spec)`` (loaded once, shared), return every picture as
 ``ctx.outputs.png(image, details)`` (the labelled PNG) to a ``gr.Image(format="png", type="filepath")``, wrap
 each handler in :func:`~deepfake_lab.app.common.user_errors`, and give each event an ``api_name``.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import time
 from pathlib import Path
 
 from .. import __version__
-from ..device import describe, pick_device
+from ..device import describe, pick_device, policy_summary
 from ..provenance import LABEL_TEXT
+from . import tab_about, tab_animation, tab_compare, tab_gan, tab_live, tab_translate
+from .batching import Batcher
 from .common import AppContext, ModelStore
 
 log = logging.getLogger("deepfake_lab.app")
@@ -31,21 +33,57 @@ log = logging.getLogger("deepfake_lab.app")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-#: tab modules in lesson order; About always comes last
-LESSON_TABS = (
-    "deepfake_lab.app.tab_gan",
-    "deepfake_lab.app.tab_translate",
-    "deepfake_lab.app.tab_animation",
-    "deepfake_lab.app.tab_compare",
-)
-ABOUT_TAB = "deepfake_lab.app.tab_about"
+#: the tabs in lesson order; About (:data:`ABOUT_TAB`, every tab's models) always comes after them
+TABS = (tab_gan, tab_translate, tab_animation, tab_live, tab_compare)
+ABOUT_TAB = tab_about
 
 #: requests waiting beyond this many are turned away with "queue full" instead of waiting for minutes
 MAX_QUEUE = 64
 #: uploads above this size are refused by gradio before they reach a handler (a 150-frame video is far smaller)
 MAX_UPLOAD = "200mb"
-#: requests computed at the same time; the rest wait in order (2 keeps a small CPU responsive)
-CONCURRENCY = 2
+#: the environment variables that override :func:`serving_plan` (``deepfake-lab demo --concurrency N`` sets the
+#: first) and turn the batching of simultaneous image-to-image requests off (``0``), as ``--no-batching`` does
+CONCURRENCY_ENV, BATCHING_ENV = "DEEPFAKE_LAB_CONCURRENCY", "DEEPFAKE_LAB_BATCHING"
+#: requests in flight per CPU core by default: more than one, so that simultaneous requests for one model are
+#: there to be stacked into one forward pass (:mod:`~deepfake_lab.app.batching`); the rest wait in order
+REQUESTS_PER_CORE = 2
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may use (its affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def serving_plan(concurrency: int | None = None, cores: int | None = None) -> tuple[int, int]:
+    """(requests computed at the same time, torch threads) for this machine.
+
+    ``concurrency``: given (``--concurrency``), else ``$DEEPFAKE_LAB_CONCURRENCY``, else
+    :data:`REQUESTS_PER_CORE` per core. Threads: the cores shared among them, at least one, so that N
+    simultaneous requests run at most about one thread per core (more threads than cores, each spinning
+    while it waits for the others, is many times slower on a CPU).
+    """
+    cores = cores or cpu_cores()
+    if concurrency is None:
+        text = os.environ.get(CONCURRENCY_ENV, "").strip()
+        if text:
+            if not text.isdigit() or int(text) < 1:
+                raise ValueError(f"${CONCURRENCY_ENV} {text!r}: not a whole number of at least 1; set it to the "
+                                 "number of requests to compute at once (e.g. 4), or unset it to size it from the CPU")
+            concurrency = int(text)
+        else:
+            concurrency = REQUESTS_PER_CORE * cores
+    if concurrency < 1:
+        raise ValueError(f"--concurrency {concurrency}: use a whole number of at least 1 (requests computed at once)")
+    return concurrency, max(1, cores // concurrency)
+
+
+def batching_default() -> bool:
+    """Whether simultaneous image-to-image requests share forward passes: yes, unless ``$DEEPFAKE_LAB_BATCHING=0``."""
+    return os.environ.get(BATCHING_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
 
 #: big type and wide layout, for a projector at the back of a classroom
 CSS = """
@@ -76,43 +114,38 @@ def launch_options() -> dict:
                 footer_links=["api", "settings"], quiet=True, max_file_size=MAX_UPLOAD)
 
 
-def _import_tabs(names):
-    tabs = []
-    for name in names:
-        try:
-            tabs.append(importlib.import_module(name))
-        except ModuleNotFoundError as err:  # the lesson behind this tab has not landed yet
-            if err.name and err.name.startswith("deepfake_lab"):
-                log.warning("tab %s skipped: %s", name, err)
-                continue
-            raise
-    return tabs
-
-
-def build_app(device: str = "auto", weights_dir: str | Path | None = None):
+def build_app(device: str = "auto", weights_dir: str | Path | None = None, concurrency: int | None = None,
+              batching: bool | None = None):
     """Build the demo app (a ``gr.Blocks``, queued); launch it with ``demo.launch(**launch_options())``.
 
     ``device``: where the models run (``auto`` picks CUDA, then MPS, then the CPU). ``weights_dir``: a folder
     with other weights (same file names as the package's); missing files fall back to the package's own.
-    Every model is loaded here, once, and shared by all requests.
+    Every model is loaded here, once, and shared by all requests. ``concurrency``: requests computed at the
+    same time (None: :func:`serving_plan`, which also sets torch's threads for the process);
+    ``batching``: stack simultaneous image-to-image requests into one forward pass (None: yes, unless
+    ``$DEEPFAKE_LAB_BATCHING=0``).
     """
     import gradio as gr
+    import torch
 
     start = time.perf_counter()
     if weights_dir is not None and not Path(weights_dir).is_dir():
         raise NotADirectoryError(f"--weights {weights_dir}: not a folder; give the folder that holds the "
                                  ".safetensors files (or leave it out to use the weights shipped in the package)")
     torch_device = pick_device(device)
-    ctx = AppContext(device=torch_device, models=ModelStore(torch_device, weights_dir))
-    tabs = _import_tabs(LESSON_TABS)
-    about = importlib.import_module(ABOUT_TAB)
+    concurrency, threads = serving_plan(concurrency)
+    torch.set_num_threads(threads)
+    ctx = AppContext(device=torch_device, models=ModelStore(torch_device, weights_dir),
+                     batcher=Batcher(enabled=batching_default() if batching is None else batching))
+    tabs, about = TABS, ABOUT_TAB
     ctx.specs = [spec for tab in tabs for spec in tab.MODELS]
     problems = ctx.models.preload(ctx.specs)
 
     with gr.Blocks(title="deepfake_lab demo", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
         gr.Markdown(
             f"# deepfake_lab: how deepfakes are made\n"
-            f"Running on **{describe(torch_device)}** · deepfake_lab {__version__} · "
+            f"Running on **{describe(torch_device)}** · precision: {policy_summary(torch_device)} · "
+            f"deepfake_lab {__version__} · "
             f"every image carries a visible label (*{LABEL_TEXT}*) and provenance metadata.",
             elem_id="app-header")
         for key, message in problems.items():
@@ -123,7 +156,9 @@ def build_app(device: str = "auto", weights_dir: str | Path | None = None):
                     tab.build(ctx, demo)
             with gr.Tab(about.TITLE, id="tab_about"):
                 about.build(ctx, demo)
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=MAX_QUEUE)
+    demo.queue(default_concurrency_limit=concurrency, max_size=MAX_QUEUE)
     demo.deepfake_lab_context = ctx  # for tests and notebooks: the models and output folder behind the page
-    log.info("app built in %.2f s on %s", time.perf_counter() - start, describe(torch_device))
+    log.info("app built in %.2f s on %s: %d request(s) at once, %d torch thread(s), batching %s",
+             time.perf_counter() - start, describe(torch_device), concurrency, threads,
+             "on" if ctx.batcher.enabled else "off")
     return demo

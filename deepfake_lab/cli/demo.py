@@ -2,6 +2,7 @@
 
     deepfake-lab demo                                        # http://127.0.0.1:7860, this computer only
     deepfake-lab demo --host 0.0.0.0 --auth class:secret     # the whole classroom, with a password
+    deepfake-lab demo --concurrency 4                        # 4 requests computed at once (default: from the CPU)
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"deepfake-lab: {warning}", file=sys.stderr)
     from ..app import build_app, launch_options
 
-    demo = build_app(device=args.device, weights_dir=args.weights)
+    demo = build_app(device=args.device, weights_dir=args.weights, concurrency=args.concurrency,
+                     batching=False if args.no_batching else None)
     print(f"deepfake-lab: serving on http://{args.host}:{args.port} (Ctrl+C stops it)", file=sys.stderr)
     try:
         demo.launch(server_name=args.host, server_port=args.port, auth=auth, **launch_options())
@@ -78,4 +80,10 @@ def add_commands(top_subparsers) -> None:
                         "which keeps the password out of the process list)")
     p.add_argument("--weights", metavar="DIR",
                    help="a folder with other demo weights (same file names); missing ones come from the package")
+    p.add_argument("--concurrency", type=int, metavar="N",
+                   help="requests computed at the same time, the rest wait in order (default: "
+                        "$DEEPFAKE_LAB_CONCURRENCY, else 2 per CPU core); torch's threads are the cores shared among them")
+    p.add_argument("--no-batching", action="store_true",
+                   help="run every image-to-image request alone, instead of stacking simultaneous requests for one "
+                        "model into one forward pass (also: DEEPFAKE_LAB_BATCHING=0)")
     p.set_defaults(func=main)
