@@ -47,7 +47,7 @@ def models(size: int):
     yield "pix2pix demo U-Net", U, torch.rand(4, 3, 128, 128, generator=g) * 2 - 1, 127.5, False
     fomm = FirstOrderModel(AnimationConfig()).eval()
     official_init(fomm)
-    frames = torch.rand(2, 3, 256, 256, generator=g)
+    frames = torch.rand(1, 3, 256, 256, generator=g)
     yield "First Order Motion vox-256 (official layout)", fomm, frames, 255.0, True
     demo = animation.load_animation_model(precision="fp32")
     yield "animation demo", demo, torch.rand(2, 3, 64, 64, generator=g), 255.0, False
@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--size", type=int, default=128, help="side of the ResNet-9 input")
+    p.add_argument("--only", nargs="*", help="models whose name contains one of these words")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -83,13 +84,19 @@ def main(argv=None) -> int:
           "> 1 level | keypoints moved (px at 256) | auto picks |")
     print("|---|---|---|---|---|---|---|---|")
     for name, model, x, scale, official in models(args.size):
+        if args.only and not any(word.lower() in name.lower() for word in args.only):
+            continue
         if hasattr(model, "to"):
             model = model.to(device)
         x = x.to(device)
         times = {"fp32": [], "bf16": []}
         run(model, x, fp32), run(model, x, bf16)  # warm-up
-        for _ in range(args.repeats):
+        # without native bf16 an emulated bf16 call can take a minute: then time it once
+        emulated = device.type == "cpu" and not cpu_supports_bf16()
+        for i in range(args.repeats):
             for key, prec in (("fp32", fp32), ("bf16", bf16)):
+                if emulated and key == "bf16" and i > 0:
+                    continue
                 start = time.perf_counter()
                 run(model, x, prec)
                 if device.type == "cuda":
