@@ -21,8 +21,8 @@ files added since; :mod:`~deepfake_lab.app.models`), or any other file by its pa
 :func:`~deepfake_lab.animation.load_official_checkpoint`, ``weights_only``) when it is first used.
 
 Limits: at most :data:`MAX_FRAMES` (150) driving frames (the first ones, with a warning), frames scaled down
-to :data:`FRAME_SIDE` (640) pixels on the long side while they are decoded (memory stays bounded), videos
-over :data:`MAX_VIDEO_SIDE` (4096) refused; the source photo as in every tab
+to :data:`FRAME_SIDE` (640) pixels on the long side while they are decoded (memory stays bounded), frames
+over 40 megapixels or under 32 pixels a side refused (the size policy of every image); the source photo as in every tab
 (:func:`~deepfake_lab.app.common.open_image`), scaled down to :data:`SOURCE_SIDE` (1024).
 """
 from __future__ import annotations
@@ -47,7 +47,6 @@ MAX_FRAMES = 150
 #: driving frames are scaled down to this many pixels on the long side while decoded
 FRAME_SIDE = 640
 #: videos larger than this on the long side are refused (from the header, before decoding)
-MAX_VIDEO_SIDE = 4096
 #: the source photo is scaled down to this long side (face detection time grows with the pixels)
 SOURCE_SIDE = 1024
 #: each of the three panels of the output video, in pixels
@@ -90,11 +89,12 @@ def read_driving(path, max_frames: int) -> tuple[np.ndarray, float, list[str]]:
     """Decode the first ``max_frames`` frames of a video, scaled to :data:`FRAME_SIDE` as they are decoded.
 
     Returns ((T, H, W, 3) uint8, fps, notes). A missing, empty, damaged or frameless file, or one over
-    :data:`MAX_VIDEO_SIDE`, is a ValueError naming the file and what to do.
+    one whose frames break the size policy (:func:`deepfake_lab.data.video.check_frame_size`: at least 32 pixels
+    a side, at most 40 megapixels), is a ValueError naming the file and what to do.
     """
     import av
 
-    from ..data.video import video_info
+    from ..data.video import check_frame_size, video_info
 
     if path is None or str(path) == "":
         raise ValueError("no driving video: upload one (.mp4, .webm, .mov...) or click the example")
@@ -105,11 +105,10 @@ def read_driving(path, max_frames: int) -> tuple[np.ndarray, float, list[str]]:
     except DataError as err:
         raise ValueError(str(err).replace(str(path), name)) from None
     width, height = info["width"] or 0, info["height"] or 0
-    if min(width, height) < 32:
-        raise ValueError(f"{name}: {width}x{height} pixels; need frames of at least 32x32")
-    if max(width, height) > MAX_VIDEO_SIDE:
-        raise ValueError(f"{name}: {width}x{height} pixels, larger than the {MAX_VIDEO_SIDE} pixels a side the app "
-                         "accepts; scale it down first (e.g. `ffmpeg -i in.mp4 -vf scale=640:-2 out.mp4`)")
+    try:
+        check_frame_size(width, height, name)  # the one size policy of every image and video frame
+    except DataError as err:
+        raise ValueError(str(err)) from None
     notes = []
     scale = min(1.0, FRAME_SIDE / max(width, height))
     size = (max(2, round(width * scale)), max(2, round(height * scale)))
