@@ -50,6 +50,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .checkpoints import atomic_write
+from .settings import cache_dir
 
 __all__ = [
     "WeightsMissingError",
@@ -115,12 +116,6 @@ _CONVERTED = {VGG16_CKPT: "vgg16_lpips.safetensors", ALEXNET_CKPT: "alexnet_lpip
 # ----------------------------------------------------------------------------------------------
 # Finding and checking the files
 # ----------------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """Where converted weights live: ``$DEEPFAKE_LAB_CACHE`` or ``~/.cache/deepfake_lab``."""
-    env = os.environ.get("DEEPFAKE_LAB_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "deepfake_lab"
-
-
 def package_dir(package: str) -> Path | None:
     """The folder of an installed top-level package, found **without importing it** (None if absent)."""
     try:

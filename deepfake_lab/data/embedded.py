@@ -55,6 +55,7 @@ import numpy as np
 from PIL import Image
 
 from . import DataError
+from ..settings import cache_dir
 
 __all__ = ["SourcePhoto", "SOURCE_PHOTOS", "cache_dir", "source_photo", "winter", "WINTER", "EmbeddedSet",
            "EMBEDDED", "embedded_names", "embedded_path", "is_embedded"]
@@ -86,12 +87,6 @@ SOURCE_PHOTOS: tuple[SourcePhoto, ...] = (
     SourcePhoto("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "public domain",
                 "US Navy (Grace Hopper)"),
 )
-
-
-def cache_dir() -> Path:
-    """The cache root: ``$DEEPFAKE_LAB_CACHE`` or ``~/.cache/deepfake_lab``."""
-    root = os.environ.get("DEEPFAKE_LAB_CACHE")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "deepfake_lab"
 
 
 def _package_file(package: str, relpath: str) -> Path:

@@ -107,7 +107,7 @@ class Limits:
 
 def data_dir() -> Path:
     """Where data sets and models go: ``$DEEPFAKE_LAB_CACHE`` or ``~/.cache/deepfake_lab``."""
-    from .embedded import cache_dir
+    from ..settings import cache_dir
 
     return cache_dir()
 
