@@ -495,3 +495,14 @@ def test_animate_command_gives_clear_errors(tmp_path, capsys):
         assert "no face found" in message and "--no-crop" in message
         assert cli.main(["animate", "--source", str(blank), "--driving", drv, "--max-frames", "2", "--no-crop",
                          "-o", str(tmp_path / "ok.mp4"), "--no-progress", "--device", "cpu"]) == 0
+
+
+def test_a_short_excerpt_finds_the_face_on_more_of_the_clip(tmp_path):
+    """The example clip's first frames show no face to the detector: 3 frames still animate (the box is found
+    on the first 30 frames of the clip), and the output holds exactly the 3 frames asked for."""
+    from deepfake_lab import cli
+    from deepfake_lab.data.video import read_video
+
+    out = tmp_path / "three.mp4"
+    assert cli.main(["animate", "--example", "--max-frames", "3", "-o", str(out), "--no-progress"]) == 0
+    assert len(read_video(out).frames) == 3

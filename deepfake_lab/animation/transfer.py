@@ -137,18 +137,20 @@ def crop_source(image, scale: float = 2.0, what: str = "source") -> np.ndarray:
                      advice="give a frontal portrait, or turn face cropping off (--no-crop) to use the whole image")
 
 
-def crop_driving(frames, scale: float = 2.0, what: str = "driving video") -> np.ndarray:
-    """One square head box for the whole driving clip (:func:`deepfake_lab.data.faces.face_crops`, detecting
-    on about 30 frames spread over the clip), cut from every frame."""
-    from ..data.faces import face_crops
+def crop_driving(frames, scale: float = 2.0, what: str = "driving video", search=None) -> np.ndarray:
+    """One square head box for the whole driving clip (:func:`deepfake_lab.data.faces.track_box`, detecting
+    on about 30 frames spread over the clip), cut from every frame. ``search``: more frames of the same clip
+    to find the face on (a short excerpt may start before the face is in view)."""
+    from ..data.faces import crop_box, track_box
 
     frames = np.asarray(frames)
+    where = np.asarray(search) if search is not None and len(search) > len(frames) else frames
     try:
-        crops, _ = face_crops(frames, None, scale=scale, every=max(1, len(frames) // 30))
+        box = track_box(where, scale=scale, every=max(1, len(where) // 30))
     except DataError as err:
         raise DataError(f"{what}: no face found in its frames (Haar cascade); give a video of a frontal face, "
                         "or turn face cropping off (--no-crop)") from err
-    return crops
+    return np.stack([crop_box(f, box) for f in frames])
 
 
 def to_model_input(frames, size: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -189,7 +191,7 @@ def detect_keypoints(model: FirstOrderModel, frames: torch.Tensor, batch_size: i
 @torch.no_grad()
 def animate(model: FirstOrderModel, source_image, driving_frames, relative: bool = True, adapt_scale: bool = True,
             find_best_frame: bool = False, progress: Callable[[int, int], None] | None = None, crop: bool = True,
-            batch_size: int | None = None, return_details: bool = False):
+            batch_size: int | None = None, return_details: bool = False, search_frames=None):
     """Animate ``source_image`` with the motion of ``driving_frames``; returns a list of (S, S, 3) uint8 frames.
 
     ``source_image``: an (H, W, 3) uint8 array or PIL image; ``driving_frames``: (T, H, W, 3) uint8 (or a
@@ -198,6 +200,8 @@ def animate(model: FirstOrderModel, source_image, driving_frames, relative: bool
     is called after every batch of ``batch_size`` frames (default: :func:`default_batch_size`). With
     ``return_details`` also returns a dict with the cropped inputs
     (``source``, ``driving``: uint8 at size S), the keypoints and the reference frame index.
+    ``search_frames``: more frames of the driving clip to find its face on, when ``driving_frames`` is a short
+    excerpt (see :func:`crop_driving`).
     """
     model.eval()
     size = model.config.image_size
@@ -210,7 +214,7 @@ def animate(model: FirstOrderModel, source_image, driving_frames, relative: bool
     else:
         driving = np.stack([_as_uint8_rgb(f, f"driving frame {i}") for i, f in enumerate(driving_frames)])
     if crop:
-        source, driving = crop_source(source), crop_driving(driving)
+        source, driving = crop_source(source), crop_driving(driving, search=search_frames)
     device = model.device
     src = to_model_input(source, size, device)  # (1, 3, S, S)
     drv = to_model_input(driving, size, device)  # (T, 3, S, S)

@@ -17,6 +17,8 @@ from ..errors import UserError
 
 __all__ = ["add_commands", "MAX_FRAMES"]
 
+#: with fewer driving frames than this, the face box is searched on this many frames of the clip
+FACE_SEARCH_FRAMES = 30
 #: most driving frames accepted by default (``--max-frames`` changes it)
 MAX_FRAMES = 3000
 
@@ -129,9 +131,12 @@ def _animate_command(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
+    search = None
+    if not args.no_crop and len(driving) < FACE_SEARCH_FRAMES:  # a short excerpt: find the face on more of the clip
+        search, _ = load_driving_video(args.driving, FACE_SEARCH_FRAMES)
     frames, details = animate(model, source, driving, relative=not args.absolute, adapt_scale=not args.no_adapt_scale,
                               find_best_frame=args.find_best_frame, progress=progress, crop=not args.no_crop,
-                              return_details=True)
+                              return_details=True, search_frames=search)
     bar.close()
     frames = [resize_square(f, args.size) for f in frames]
     if args.side_by_side:
