@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["dist_info", "init_distributed", "wrap_distributed", "assert_in_sync"]
+__all__ = ["dist_info", "init_distributed", "wrap_distributed", "unwrap", "unwrap_distributed", "assert_in_sync"]
 
 
 def dist_info() -> tuple[int, int]:
@@ -49,6 +49,18 @@ def wrap_distributed(model) -> None:
         if isinstance(net, DDP) or not any(p.requires_grad for p in net.parameters()):
             continue
         model.nets[name] = DDP(net, device_ids=ids, broadcast_buffers=True)
+    model.on_nets_wrapped()
+
+
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or ``net`` itself)."""
+    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
+
+
+def unwrap_distributed(model) -> None:
+    """Put the bare networks back into ``model.nets`` after training, so evaluation and export see their own
+    keys (no ``module.`` prefix); the inverse of :func:`wrap_distributed`."""
+    model.nets = {name: unwrap(net) for name, net in model.nets.items()}
     model.on_nets_wrapped()
 
 

@@ -23,10 +23,10 @@ import torch
 from . import checkpoints as ckpt
 from .checkpoints import config_to_dict
 from .device import mix_seeds, seed_everything
-from .distributed import dist_info
+from .distributed import dist_info, unwrap
 
 __all__ = ["checkpoint_paths", "latest_checkpoint", "read_checkpoint", "save_checkpoint", "load_checkpoint",
-           "restore_latest", "open_weights", "rng_state", "set_rng_state", "unwrap"]
+           "restore_latest", "open_weights", "rng_state", "set_rng_state"]
 
 
 def rng_state() -> dict[str, Any]:
@@ -50,10 +50,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def unwrap(net: torch.nn.Module) -> torch.nn.Module:
-    return net.module if hasattr(net, "module") and isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
 
 
 def checkpoint_paths(run_dir: Path, step: int) -> tuple[Path, Path]:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import config_from_dict, config_to_dict
 from .device import Precision, mix_seeds, seed_everything
-from .distributed import assert_in_sync, dist_info, init_distributed, wrap_distributed
+from .distributed import assert_in_sync, dist_info, init_distributed, unwrap_distributed, wrap_distributed
 from .run_folder import (checkpoint_paths, latest_checkpoint, load_checkpoint, read_checkpoint, restore_latest,
                          save_checkpoint)
 
@@ -91,7 +91,8 @@ class LessonModel:
         return None
 
     def on_nets_wrapped(self) -> None:
-        """Called after the loop wrapped ``self.nets`` for DDP; override if the model caches network references."""
+        """Called after the loop wrapped ``self.nets`` for DDP, and after it unwrapped them at the end; override if the
+        model caches network references."""
 
     def extra_state(self) -> dict[str, Any]:
         """Training state beyond weights/optimizers/schedulers (e.g. CycleGAN's image pools)."""
@@ -358,6 +359,7 @@ def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
                   file=sys.stderr)
     if world > 1:
         assert_in_sync(model)
+        unwrap_distributed(model)  # callers evaluate and export the networks themselves
     return TrainResult(run_dir, step, losses, weights, interrupted, time.perf_counter() - started)
 
 

@@ -121,12 +121,12 @@ def _command(args: argparse.Namespace) -> int:
 
 def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     """Train one lesson as the flags in ``args`` say (see the module docstring for the order)."""
-    from .common import loop_config_from_args
-    from ..device import choose_precision, pick_device, seed_everything
     import torch
 
+    from ..device import choose_precision, pick_device, seed_everything
     from ..distributed import init_distributed
-    from ..train import dist_info, fit
+    from ..train import fit
+    from .common import loop_config_from_args
 
     if args.preset not in row.preset_names:
         raise UserError(f"--preset {args.preset}: {row.name} has {', '.join(row.preset_names)}")
@@ -155,7 +155,7 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
         torch.distributed.broadcast_object_list(choice, src=0)
     model.precision = precision = choice[0]
     about = row.describe(model, config, dataset) if row.describe else row.name
-    if dist_info()[0] == 0:  # under torchrun, one line for the run, not one per process
+    if rank == 0:  # under torchrun, one line for the run, not one per process
         print(f"{about}; {loop.steps:,} steps of batch {loop.batch_size} on {device}, seed {loop.seed}; precision "
               f"{precision.describe()}", file=sys.stderr)
 
@@ -166,15 +166,8 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
         print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
               "resume", file=sys.stderr)
         return 130
-    rank, world = dist_info()
     if rank != 0:  # rank 0 alone evaluates and writes
         return 0
-    if world > 1:  # evaluate and export the networks themselves, not their DDP wrappers (``module.`` keys)
-        from torch.nn.parallel import DistributedDataParallel
-
-        for name, net in model.nets.items():
-            model.nets[name] = net.module if isinstance(net, DistributedDataParallel) else net
-        model.on_nets_wrapped()
 
     if row.after_training is not None:
         note = row.after_training(model, dataset, loop)
