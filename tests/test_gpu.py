@@ -1,13 +1,12 @@
 """CUDA paths: run by benchmarks/gpu_check.sh on a GPU machine; skipped cleanly everywhere else."""
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
 
 from deepfake_lab import checkpoints as ckpt
 from deepfake_lab.device import pick_device, precision_for, seed_everything
+from deepfake_lab.lessons import LESSONS
 from deepfake_lab.train import LoopConfig, fit
 from tiny_model import NoisyPoints, TinyModel
 
@@ -32,25 +31,9 @@ def test_loop_trains_on_cuda_with_autocast_and_checkpoint_loads_on_cpu(tmp_path)
     assert nets["net"]["0.weight"].device.type == "cpu" and meta["kind"] == "tiny"
 
 
-# (module, function that returns (generator, example input)) for each lesson that has landed
-LESSON_GENERATORS = [
-    ("deepfake_lab.gan", "gpu_check_generator"),
-    ("deepfake_lab.cyclegan", "gpu_check_generator"),
-    ("deepfake_lab.pix2pix", "gpu_check_generator"),
-    ("deepfake_lab.animation", "gpu_check_generator"),
-    ("deepfake_lab.faceswap", "gpu_check_generator"),
-]
-
-
-@pytest.mark.parametrize("module_name,factory", LESSON_GENERATORS)
-def test_bf16_autocast_output_is_close_to_fp32(module_name, factory):
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
-        pytest.skip(f"{module_name} has not landed")
-    if not hasattr(module, factory):
-        pytest.skip(f"{module_name} has no {factory}()")
-    net, example = getattr(module, factory)()
+@pytest.mark.parametrize("row", [row for row in LESSONS if row.gpu_check is not None], ids=lambda row: row.name)
+def test_bf16_autocast_output_is_close_to_fp32(row):
+    net, example = row.gpu_check()  # (the lesson's generator, an example input)
     net, example = net.cuda().eval(), example.cuda()
     with torch.no_grad():
         ref = net(example).float()
