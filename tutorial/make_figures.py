@@ -139,6 +139,12 @@ def section_architectures() -> None:
     num("patchgan_rf", cyclegan.patch_receptive_field(3), "{}")
     num("unet256_params", count_parameters(pix2pix.UnetGenerator(num_downs=8)), "{:,}")
     num("patchgan6_params", count_parameters(pix2pix.conditional_discriminator(pix2pix.Pix2PixConfig())), "{:,}")
+    from deepfake_lab.lessons import LESSONS
+
+    TEXT["lesson_table"] = table(
+        ["#", "lesson", "paper", "module", "notebook", "train command"],
+        [[str(row.number), row.title, row.paper, f"`{row.module}`", f"`notebooks/{row.notebook}`",
+          f"`deepfake-lab train {row.name}`"] for row in LESSONS])
     TEXT["code_resnet_block"] = excerpt(blocks.ResidualBlock, 30)
     TEXT["code_resnet_generator"] = excerpt(cyclegan.ResnetGenerator, 45)
     TEXT["code_patchgan"] = excerpt(cyclegan.NLayerDiscriminator, 30)
