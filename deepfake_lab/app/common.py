@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import re
 import shutil
 import tempfile
 import threading
@@ -136,16 +135,21 @@ class ModelStore:
             return self._models[spec.key]
 
     def cached(self, key: tuple, load: Callable[[], Any]) -> Any:
-        """The user's model under ``key`` (path, file date, size, options...): ``load()`` the first time, kept after."""
-        with self._guard:
-            if key in self._user:
-                self._user.move_to_end(key)
-                return self._user[key]
-        model = load()  # outside the guard: a slow load does not hold up the other users' requests
-        with self._guard:
-            self._user[key] = model
-            while len(self._user) > self.USER_MODELS_KEPT:
-                self._user.popitem(last=False)
+        """The user's model under ``key`` (path, file date, size, options...): ``load()`` the first time, kept after.
+
+        Requests that ask for the same file at once wait for one load of it (``lock(("load", key))``); other
+        files, and the other users' requests, are not held up by it.
+        """
+        with self.lock(("load", key)):
+            with self._guard:
+                if key in self._user:
+                    self._user.move_to_end(key)
+                    return self._user[key]
+            model = load()
+            with self._guard:
+                self._user[key] = model
+                while len(self._user) > self.USER_MODELS_KEPT:
+                    self._user.popitem(last=False)
         return model
 
     def lock(self, key: str) -> threading.Lock:
@@ -334,15 +338,6 @@ def show_notes(notes) -> None:
         gr.Warning(note)
 
 
-def _name_once(message: str) -> str:
-    """``checkpoint x.pth: x.pth: refused ...`` -> ``checkpoint x.pth: refused ...``.
-
-    A tab prefixes the file's name to an error whose message already starts with it (the loaders name
-    the file too); the page shows it once.
-    """
-    return re.sub(r"(?<![^\s])([^\s:]+): \1: ", r"\1: ", message)
-
-
 def user_errors(fn: Callable) -> Callable:
     """Wrap an event handler so every failure reaches the page as one clear line (``gr.Error``).
 
@@ -358,7 +353,7 @@ def user_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except (ValueError, ModelUnavailable, CheckpointError, FileNotFoundError) as err:
-            raise gr.Error(_name_once(str(err)), print_exception=False) from None
+            raise gr.Error(str(err), print_exception=False) from None
         except Exception as err:  # a bug, not a user mistake: log it here, keep the page clean
             log.exception("%s failed", fn.__name__)
             raise gr.Error(f"Unexpected error ({type(err).__name__}); the app is still running, try again. "

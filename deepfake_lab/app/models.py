@@ -306,12 +306,19 @@ def open_user_model(ctx: AppContext, path: Path, options: tuple, load: Callable[
         try:
             return load(path)
         except (CheckpointError, ValueError) as err:
-            raise ValueError(f"checkpoint {path.name}: {err}".replace(str(path), path.name)) from None
+            raise ValueError(checkpoint_message(path, err)) from None
         except (RuntimeError, KeyError, OSError, TypeError, AttributeError) as err:  # not the model it claims
             raise ValueError(f"checkpoint {path.name}: cannot be loaded as {what} ({type(err).__name__}: "
                              f"{str(err).replace(str(path), path.name)[:200]})") from None
 
     return ctx.models.cached(key, checked), f"user:{key}"
+
+
+def checkpoint_message(path: Path, err: Exception) -> str:
+    """``checkpoint NAME: what is wrong``: the loaders name the file themselves (by its full path); the page names
+    it once, by its name only (not the folders above it)."""
+    text = str(err).replace(str(path), path.name)
+    return f"checkpoint {path.name}: {text.removeprefix(path.name + ': ')}"
 
 
 def user_translator(ctx: AppContext, text: str | Path, direction: str = "auto") -> tuple[Translator, str]:
@@ -328,7 +335,7 @@ def user_translator(ctx: AppContext, text: str | Path, direction: str = "auto") 
         weights = resolve_model(path)  # a run folder: its latest checkpoint
         kind = read_metadata(weights).get("kind") if weights.suffix == ".safetensors" else None
     except CheckpointError as err:
-        raise CheckpointError(f"checkpoint {path.name}: {err}") from None
+        raise CheckpointError(checkpoint_message(path, err)) from None
     way = direction if kind == "cyclegan" else "auto"
     return open_user_model(ctx, weights, ("translator", way), lambda p: load_translator(p, way, ctx.device),
                            "a CycleGAN or pix2pix generator")

@@ -46,7 +46,6 @@ TITLE = "Animation"
 MAX_FRAMES = 150
 #: driving frames are scaled down to this many pixels on the long side while decoded
 FRAME_SIDE = 640
-#: videos larger than this on the long side are refused (from the header, before decoding)
 #: the source photo is scaled down to this long side (face detection time grows with the pixels)
 SOURCE_SIDE = 1024
 #: each of the three panels of the output video, in pixels

@@ -96,7 +96,7 @@ def open_checkpoint(ctx: AppContext, choice: str, direction: str) -> Entry:
     name = cached.name if cached else translator.details.get("model", Path(choice).name)
     label = f"{name} ({translator.details.get('network', translator.kind)})" if step is None else \
         f"step {step:,} ({translator.details.get('network', translator.kind)})"
-    return Entry(label, None, translator, ctx.models.lock(key))
+    return Entry(label, None, translator, ctx.models.lock(key), ctx.batcher)
 
 
 @dataclass
