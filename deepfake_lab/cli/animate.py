@@ -123,7 +123,11 @@ def _animate_command(args: argparse.Namespace) -> int:
     if args.size < MIN_SIDE or args.size > 1024:
         raise UserError(f"--size {args.size}: use {MIN_SIDE} to 1024 pixels")
     source = load_source_image(args.source)
-    driving, fps = load_driving_video(args.driving, args.max_frames)
+    # a short excerpt: the face box is found on more of the clip, read in the same pass
+    wanted = args.max_frames if args.no_crop or args.max_frames < 1 else max(args.max_frames, FACE_SEARCH_FRAMES)
+    read, fps = load_driving_video(args.driving, wanted)
+    driving = read[:args.max_frames]
+    search = read if len(read) > len(driving) else None
     model = load_animation_model(args.model, args.device, args.precision)
     print(f"animation model {model.source}; precision {model.precision.describe()}", file=sys.stderr)
     bar = tqdm(total=len(driving), desc="animate", unit="frame", disable=args.no_progress)
@@ -131,9 +135,6 @@ def _animate_command(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
-    search = None
-    if not args.no_crop and len(driving) < FACE_SEARCH_FRAMES:  # a short excerpt: find the face on more of the clip
-        search, _ = load_driving_video(args.driving, FACE_SEARCH_FRAMES)
     frames, details = animate(model, source, driving, relative=not args.absolute, adapt_scale=not args.no_adapt_scale,
                               find_best_frame=args.find_best_frame, progress=progress, crop=not args.no_crop,
                               return_details=True, search_frames=search)

@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import watermark
+from ..data.animation_data import VIDEO_EXTENSIONS
 from ..errors import UserError
 from ..provenance import content_credentials_state, find_label_strip, read_provenance
 
 __all__ = ["add_commands", "Verdict", "verify_file", "VIDEO_SUFFIXES"]
 
 #: read as videos (every other file is read as an image)
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
+VIDEO_SUFFIXES = VIDEO_EXTENSIONS  # the one list of video file endings (deepfake_lab.data.animation_data)
 
 
 def add_commands(sub) -> None:
