@@ -16,6 +16,7 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from deepfake_lab import cli
@@ -290,10 +291,23 @@ def test_refusing_a_pickled_pth_prints_no_torch_warning(tmp_path, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Warning" not in err, err
 
 
-def test_the_app_names_a_file_once():
-    from deepfake_lab.app.common import _name_once  # what user_errors shows on the page (gradio not needed)
+def test_the_app_names_a_file_once(tmp_path):
+    """The messages the app shows for a user's checkpoint and for a demo model name the file once."""
+    from deepfake_lab.app.common import ModelSpec, ModelStore, ModelUnavailable
+    from deepfake_lab.app.models import checkpoint_message
+    from deepfake_lab.checkpoints import CheckpointError
 
-    assert _name_once("checkpoint net.pth: net.pth: refused: it holds pickled Python objects") == \
+    net = tmp_path / "net.pth"
+    assert checkpoint_message(net, CheckpointError(f"{net}: refused: it holds pickled Python objects")) == \
         "checkpoint net.pth: refused: it holds pickled Python objects"
-    assert _name_once("Animation: cannot load /w/a.pth: /w/a.pth: damaged") == "Animation: cannot load /w/a.pth: damaged"
-    assert _name_once("dot.png: 1x1 pixels; need at least 32x32") == "dot.png: 1x1 pixels; need at least 32x32"
+    assert checkpoint_message(net, CheckpointError("damaged")) == "checkpoint net.pth: damaged"
+    broken = tmp_path / "a.safetensors"
+    broken.write_bytes(b"not safetensors")
+
+    def load(path, device):
+        raise CheckpointError(f"{path}: damaged")
+
+    spec = ModelSpec(key="a", lesson="animation", title="Animation", what="", data="", load=load)
+    with pytest.raises(ModelUnavailable) as caught:
+        ModelStore(torch.device("cpu"), tmp_path).get(spec)
+    assert str(caught.value) == f"Animation: cannot load {broken}: damaged"

@@ -130,7 +130,9 @@ class ModelStore:
                 try:
                     self._models[spec.key] = spec.load(path, self.device)
                 except (CheckpointError, OSError, KeyError, RuntimeError, ValueError) as err:
-                    raise ModelUnavailable(f"{spec.title}: cannot load {path}: {err}") from err
+                    # the loaders start their message with the file: name it once
+                    raise ModelUnavailable(f"{spec.title}: cannot load {path}: "
+                                           f"{str(err).removeprefix(f'{path}: ')}") from err
                 log.info("loaded %s from %s on %s", spec.key, path, self.device)
             return self._models[spec.key]
 
