@@ -26,6 +26,7 @@ seen and counted, and on real handwritten digits (:mod:`deepfake_lab.data.digits
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +37,8 @@ from torch import nn
 from . import checkpoints as ckpt
 from .blocks import ConvNormAct, DownBlock, UpBlock, init_weights, mlp_layer
 from .device import Precision
+from .diffaugment import DiffAugment
+from .distributed import unwrap
 from .losses import LOSSES, d_loss, g_loss, gradient_penalty
 from .settings import demo_weights
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict
@@ -98,6 +101,13 @@ class GANConfig:
     init: str = "normal"
     #: number of points drawn for a 2-D mixture data set
     n_points: int = 50_000
+    #: keep an exponential moving average of G's weights with this decay per G step, and sample and export it
+    #: (Karras et al. 2018, §A.1; Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training");
+    #: e.g. 0.999; 0 (default): the last weights, as DCGAN
+    ema: float = 0.0
+    #: DiffAugment policy for D's inputs, real and generated (:mod:`deepfake_lab.diffaugment`; Zhao et al. 2020),
+    #: e.g. "color,translation,cutout"; "" (default): none. Images only
+    diffaugment: str = ""
     #: bf16 autocast keeps this model within its parity bound; whether it pays is measured (:mod:`deepfake_lab.device`)
     bf16_ok: bool = True
 
@@ -121,6 +131,13 @@ class GANConfig:
             raise ValueError(f"--d-steps {self.d_steps}: need at least 1")
         if self.arch == "dcgan" and (self.image_size < 16 or self.image_size & (self.image_size - 1)):
             raise ValueError(f"image_size {self.image_size}: DCGAN here needs a power of two >= 16 (e.g. 32)")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"--ema {self.ema}: the decay must be in [0, 1), e.g. 0.999 (0: no average)")
+        if self.diffaugment and self.is_points:
+            raise ValueError(f"--diffaugment {self.diffaugment!r} with --data {self.data}: DiffAugment transforms "
+                             "images; leave it off for 2-D points")
+        if self.diffaugment:
+            DiffAugment(self.diffaugment)  # raises for an unknown policy, naming the allowed ones
         if self.loss == "wgan-gp" and self.d_norm == "batch":
             raise ValueError("loss wgan-gp with a batch-normalised critic: the gradient penalty is per sample, "
                              "so Gulrajani et al. (§4) drop batch norm in D; set d_norm='layer' (or 'none')")
@@ -268,7 +285,8 @@ class GANModel(LessonModel):
     D step: minimise :func:`~deepfake_lab.losses.d_loss` on a real batch and a generated batch, kept in
     separate forward passes so batch norm never mixes them (DCGAN's advice); for WGAN-GP add the
     gradient penalty. G step: minimise :func:`~deepfake_lab.losses.g_loss` on the same generated batch,
-    scored by the just-updated D, with D's weights frozen.
+    scored by the just-updated D, with D's weights frozen. With ``config.diffaugment`` both steps show D
+    T(x) and T(G(z)) instead (:mod:`deepfake_lab.diffaugment`).
     Logged: ``loss_D``, ``loss_G``, and ``D_real``/``D_fake``: D's mean probability "real" on each batch
     for the BCE losses (minimax, nonsaturating), its mean raw score for the others.
     """
@@ -298,6 +316,10 @@ class GANModel(LessonModel):
         self.fixed_z = torch.randn(n_fixed, config.latent_dim, generator=torch.Generator().manual_seed(1234))
         self.fixed_z = self.fixed_z.to(self.device)
         self.d_updates = 0
+        # the averaged generator (config.ema): a frozen copy that follows G after each of its steps
+        self.G_ema = copy.deepcopy(self.nets["G"]).eval().requires_grad_(False) if config.ema else None
+        # T of DiffAugment, or D sees the images as they are
+        self.augment = DiffAugment(config.diffaugment) if config.diffaugment else nn.Identity()
         self.last_loss_G = float("nan")
 
     # -- the three verbs ------------------------------------------------------------------------
@@ -321,11 +343,12 @@ class GANModel(LessonModel):
         # D step: real -> "real", G(z) -> "fake" (G's output detached: only D learns here)
         self.opts["D"].zero_grad(set_to_none=True)
         with self.precision.autocast():
-            real_scores = D(self.real)  # (B,)
-            fake_scores = D(self.fake.detach())  # (B,)
+            real, fake = self.augment(self.real), self.augment(self.fake.detach())  # T(x), T(G(z)); T = id by default
+            real_scores = D(real)  # (B,)
+            fake_scores = D(fake)  # (B,)
             loss_D = d_loss(cfg.loss, real_scores, fake_scores)
             if cfg.loss == "wgan-gp":
-                loss_D = loss_D + gradient_penalty(D, self.real, self.fake.detach(), cfg.gp_weight)
+                loss_D = loss_D + gradient_penalty(D, real, fake, cfg.gp_weight)
         loss_D.backward()
         self.opts["D"].step()
         self.d_updates += 1
@@ -335,11 +358,13 @@ class GANModel(LessonModel):
             D.requires_grad_(False)
             self.opts["G"].zero_grad(set_to_none=True)
             with self.precision.autocast():
-                loss_G = g_loss(cfg.loss, D(self.fake))
+                loss_G = g_loss(cfg.loss, D(self.augment(self.fake)))  # through T: DiffAugment's G step
             loss_G.backward()
             self.opts["G"].step()
             D.requires_grad_(True)
             self.last_loss_G = float(loss_G.detach())
+            if self.G_ema is not None:
+                self.update_average()
 
         bce = cfg.loss in ("minimax", "nonsaturating")
         show = torch.sigmoid if bce else (lambda s: s)
@@ -347,11 +372,31 @@ class GANModel(LessonModel):
                 "D_real": float(show(real_scores.detach().float()).mean()),
                 "D_fake": float(show(fake_scores.detach().float()).mean())}
 
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """theta_ema <- decay * theta_ema + (1 - decay) * theta_G; buffers (BatchNorm statistics) copied from G."""
+        G = unwrap(self.nets["G"])
+        for averaged, current in zip(self.G_ema.parameters(), G.parameters()):
+            averaged.lerp_(current.detach(), 1.0 - self.config.ema)
+        for averaged, current in zip(self.G_ema.buffers(), G.buffers()):
+            averaged.copy_(current)
+
+    def inference_generator(self) -> nn.Module:
+        """The generator to sample, evaluate and export: the average with ``config.ema``, else G itself."""
+        return self.G_ema if self.G_ema is not None else unwrap(self.nets["G"])
+
     # -- hooks ----------------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        return {"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}
+
+    def load_extra_state(self, state: dict) -> None:
+        if self.G_ema is not None and "G_ema" in state:
+            self.G_ema.load_state_dict(state["G_ema"])
+
     @torch.no_grad()
     def sample_images(self):
         """Images: G(fixed z) as a (64, C, H, W) grid tensor in [-1, 1]; points: a scatter plot (PIL)."""
-        fake = self.nets["G"](self.fixed_z).float().cpu()
+        fake = self.inference_generator()(self.fixed_z).float().cpu()  # the average is always in eval mode
         if self.config.is_points:
             from .data.toy import mixture
 
@@ -525,7 +570,8 @@ def evaluate_generator(G: nn.Module, config: GANConfig, n: int | None = None, se
     """The lesson's metrics on ``n`` fresh samples from a fixed seed (see :mod:`deepfake_lab.gan_metrics`).
 
     2-D mixtures: modes covered and high-quality share; digits: the digit classifier's class coverage and
-    mean confidence (empty when its weights are missing).
+    mean confidence, and for MNIST the FID to the held-out digits in its features (empty when its weights are
+    missing).
     """
     from . import gan_metrics
 
@@ -538,7 +584,10 @@ def evaluate_generator(G: nn.Module, config: GANConfig, n: int | None = None, se
     if config.is_points:
         return gan_metrics.mixture_metrics(out, config.data).as_dict()
     if config.data in ("digits", "mnist-subset", "mnist") and gan_metrics.classifier_path().exists():
-        return gan_metrics.digit_metrics(out).as_dict()
+        scores = gan_metrics.digit_metrics(out).as_dict()
+        if config.data in ("mnist-subset", "mnist"):  # the held-out digits FID compares with are MNIST's
+            scores["fid_heldout"] = gan_metrics.digit_fid(out)
+        return scores
     return {}
 
 

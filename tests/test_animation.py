@@ -35,6 +35,8 @@ TINY = AnimationConfig(image_size=32, num_kp=4, kp_block_expansion=8, kp_max_fea
                        perceptual_weights=(0.0,) * 5, l1_weight=10.0, lr=1e-3)
 #: what the demo weights' model card (assets/weights/animation-demo.md) reports on held-out carphone frames
 DEMO_CARD_L1 = 0.0384
+#: the card's motion transfer of each portrait driven by the held-out carphone frames (animation-demo.md)
+DEMO_CARD_TRANSFER = {"grace_hopper": 0.320, "astronaut": 0.199}
 DEMO_MIN_L1_MARGIN = 0.07  # measured 8.3 % below the no-motion baseline
 
 
@@ -418,6 +420,43 @@ def test_demo_weights_beat_the_no_motion_baseline_on_held_out_frames():
     assert abs(scores.l1 - DEMO_CARD_L1) < 0.001, scores.table()
     assert scores.l1 < scores.baseline_l1 * (1 - DEMO_MIN_L1_MARGIN), scores.table()
     assert scores.akd < scores.baseline_akd
+
+
+def test_motion_transfer_is_one_for_the_driver_zero_when_still_and_negative_when_reversed():
+    from deepfake_lab.animation.evaluate import motion_field, motion_transfer
+    from deepfake_lab.data.animation_data import carphone_split
+
+    _, driving = carphone_split(64)
+    field = motion_field(driving)
+    assert field.shape == (30, 8, 8, 2) and not field[0].any() and np.abs(field[1:]).mean() > 1e-3
+    assert motion_transfer(driving, driving) == pytest.approx(1.0)
+    assert motion_transfer(driving, np.repeat(driving[:1], 30, axis=0)) == pytest.approx(0.0, abs=0.01)  # still
+    assert motion_transfer(driving, driving[::-1].copy()) < 0  # motion, but not the driver's
+    with pytest.raises(ValueError, match="same length"):
+        motion_transfer(driving, driving[:10])
+    with pytest.raises(ValueError, match="no motion at all"):
+        motion_transfer(np.repeat(driving[:1], 5, axis=0), driving[:5])
+
+
+@needs_demo
+def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity():
+    from deepfake_lab.animation.evaluate import evaluate_transfer
+
+    scores = evaluate_transfer(load_animation_model())
+    assert [s.portrait for s in scores] == ["grace_hopper", "astronaut"]
+    for s in scores:  # the card's figures; the still portrait scores 0
+        assert s.transfer == pytest.approx(DEMO_CARD_TRANSFER[s.portrait], abs=0.02), s.line()
+        assert s.transfer > 0.1, s.line()
+        assert s.to_source_l1 < 0.6 * s.to_driver_l1, s.line()  # it stays the portrait, not the driver
+
+
+@needs_demo
+def test_animate_eval_prints_reconstruction_and_transfer(capsys):
+    from deepfake_lab import cli
+
+    assert cli.main(["animate-eval"]) == 0
+    out = capsys.readouterr().out
+    assert "below the no-motion baseline" in out and out.count("motion transfer") == 2 and "grace_hopper" in out
 
 
 @needs_demo

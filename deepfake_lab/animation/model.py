@@ -15,7 +15,8 @@ no discriminator (its GAN weight is 0), and neither does this module.
 
 * :class:`AnimationConfig`: the hyper-parameters; the defaults are the official ``vox-256.yaml``, at
   which the networks have the official parameter counts and state-dict keys;
-* :data:`PRESETS`: ``default`` (vox-256) and ``demo`` (64x64 frames, small networks: trains on a CPU);
+* :data:`PRESETS`: ``default`` (vox-256), ``demo`` (64x64 frames, small networks: trains on a CPU) and
+  ``demo-128`` (the same networks at 128x128, ~4 CPU s per step of 8);
 * :class:`FirstOrderModel`: the keypoint detector and the generator, for inference;
 * :class:`AnimationModel`: the same plus optimizers, schedules and the training step, for
   :func:`deepfake_lab.train.fit`.
@@ -25,7 +26,7 @@ weights behave); :meth:`AnimationModel.set_input` takes the project's [-1, 1] ba
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
@@ -123,18 +124,22 @@ class AnimationConfig:
             raise ValueError("perceptual_weights: give one weight per entry of perceptual_layers")
 
 
+# 64x64 frames; one down block in the generator (features at 32x32: sharper at this size); the
+# perceptual loss on the half-size frame only, up to relu3_1, plus a pixel L1 on the full frame
+_DEMO = AnimationConfig(
+    image_size=64,
+    kp_block_expansion=16, kp_max_features=128, kp_num_blocks=3, kp_scale_factor=0.5, kp_pad=3,
+    block_expansion=32, max_features=128, num_down_blocks=1, num_bottleneck_blocks=2,
+    dm_block_expansion=16, dm_max_features=128, dm_num_blocks=3, dm_scale_factor=0.5,
+    scales=(0.5,), perceptual_layers=("relu1_1", "relu2_1", "relu3_1"), perceptual_weights=(10.0, 10.0, 10.0),
+    l1_weight=10.0, lr=5e-4)
 #: named configurations; ``demo`` trains on a laptop CPU in minutes (64x64 faces, ~1 M parameters)
 PRESETS: dict[str, AnimationConfig] = {
     "default": AnimationConfig(),
-    # 64x64 frames; one down block in the generator (features at 32x32: sharper at this size); the
-    # perceptual loss on the half-size frame only, up to relu3_1, plus a pixel L1 on the full frame
-    "demo": AnimationConfig(
-        image_size=64,
-        kp_block_expansion=16, kp_max_features=128, kp_num_blocks=3, kp_scale_factor=0.5, kp_pad=3,
-        block_expansion=32, max_features=128, num_down_blocks=1, num_bottleneck_blocks=2,
-        dm_block_expansion=16, dm_max_features=128, dm_num_blocks=3, dm_scale_factor=0.5,
-        scales=(0.5,), perceptual_layers=("relu1_1", "relu2_1", "relu3_1"), perceptual_weights=(10.0, 10.0, 10.0),
-        l1_weight=10.0, lr=5e-4),
+    "demo": _DEMO,
+    # 128x128 frames: the keypoint detector and the dense motion network see the same 32x32 (a quarter of the
+    # frame); the generator gets a second down block, so its features are 32x32 as in ``demo``
+    "demo-128": replace(_DEMO, image_size=128, kp_scale_factor=0.25, dm_scale_factor=0.25, num_down_blocks=2),
 }
 
 #: loop settings of each preset (the paper: batch 40, 100 epochs of 75 repeats of VoxCeleb)
@@ -143,6 +148,8 @@ LOOP_PRESETS: dict[str, LoopConfig] = {
                           checkpoint_every=2000, log_every=50),
     "demo": LoopConfig(steps=1300, batch_size=8, out_dir="runs/animation", sample_every=200, checkpoint_every=200,
                        log_every=10),
+    "demo-128": LoopConfig(steps=1800, batch_size=8, out_dir="runs/animation-128", sample_every=100,
+                           checkpoint_every=100, log_every=10),
 }
 
 

@@ -55,7 +55,9 @@ def add_commands(subparsers) -> None:
     e = subparsers.add_parser(
         "animate-eval", help="self-reconstruction L1 and keypoint distance on held-out carphone frames",
         description="The paper's metric on the held-out carphone frames 90-119: the first frame is the source, "
-                    "every frame a driver; compared with the no-motion baseline (the source repeated).")
+                    "every frame a driver; compared with the no-motion baseline (the source repeated). Then, "
+                    "without --video, each offline portrait driven by the same frames: the share of the driver's "
+                    "motion it reproduces (a still portrait scores 0) and its distance to the source and driver.")
     e.add_argument("--model", help="weights (default: the demo weights)")
     e.add_argument("--video", help="evaluate on this video instead (already cropped to the face, or use --crop)")
     e.add_argument("--crop", action="store_true", help="crop --video to the face first")
@@ -154,7 +156,7 @@ def _animate_command(args: argparse.Namespace) -> int:
 
 
 def _eval_command(args: argparse.Namespace) -> int:
-    from ..animation.evaluate import evaluate_carphone, reconstruction_scores
+    from ..animation.evaluate import evaluate_carphone, evaluate_transfer, reconstruction_scores
     from ..animation.importer import load_animation_model
     from ..animation.transfer import crop_driving
 
@@ -169,4 +171,8 @@ def _eval_command(args: argparse.Namespace) -> int:
         scores = evaluate_carphone(model)
         where = "held-out carphone frames 90-119"
     print(f"{model.source} on {where}:\n{scores.table()}")
+    if not args.video:
+        print("other people driven by the same frames (relative motion, adapted scale):")
+        for transfer in evaluate_transfer(model):
+            print(transfer.line())
     return 0
