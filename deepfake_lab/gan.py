@@ -386,13 +386,6 @@ class GANModel(LessonModel):
         return self.G_ema if self.G_ema is not None else unwrap(self.nets["G"])
 
     # -- hooks ----------------------------------------------------------------------------------
-    def extra_state(self) -> dict:
-        return {"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {}
-
-    def load_extra_state(self, state: dict) -> None:
-        if self.G_ema is not None and "G_ema" in state:
-            self.G_ema.load_state_dict(state["G_ema"])
-
     @torch.no_grad()
     def sample_images(self):
         """Images: G(fixed z) as a (64, C, H, W) grid tensor in [-1, 1]; points: a scatter plot (PIL)."""
@@ -405,11 +398,17 @@ class GANModel(LessonModel):
         return fake
 
     def extra_state(self) -> dict:
-        return {"d_updates": self.d_updates, "last_loss_G": self.last_loss_G}
+        state = {"d_updates": self.d_updates, "last_loss_G": self.last_loss_G}
+        return state | ({"G_ema": self.G_ema.state_dict()} if self.G_ema is not None else {})
 
     def load_extra_state(self, state: dict) -> None:
         self.d_updates = int(state.get("d_updates", 0))
         self.last_loss_G = float(state.get("last_loss_G", float("nan")))
+        if self.G_ema is not None:
+            if "G_ema" not in state:
+                raise ValueError("this run's checkpoint has no averaged generator (it was trained without --ema); "
+                                 "resume it without --ema, or start a new run")
+            self.G_ema.load_state_dict(state["G_ema"])
 
 
 # ==============================================================================================

@@ -287,3 +287,24 @@ def test_demo_digits_weights_cover_the_classes(tmp_path):
     png = tmp_path / "digits.png"
     assert cli.main(["sample", "--model", "demo:digits", "-n", "16", "-o", str(png)]) == 0
     assert read_provenance(png)["synthetic"] == "true"
+
+
+def test_the_averaged_generator_follows_g_is_saved_with_the_run_and_is_what_is_exported():
+    from deepfake_lab.gan import GANConfig, GANModel
+
+    config = GANConfig(data="digits", ngf=8, ndf=8, ema=0.5)
+    model = GANModel(config)
+    start = [p.detach().clone() for p in model.nets["G"].parameters()]
+    model.set_input(torch.rand(4, 1, 32, 32) * 2 - 1)
+    model.optimize_parameters()
+    for averaged, before, now in zip(model.G_ema.parameters(), start, model.nets["G"].parameters()):
+        assert torch.allclose(averaged, 0.5 * before + 0.5 * now.detach())  # decay 0.5: halfway
+    assert model.inference_generator() is model.G_ema and not model.G_ema.training
+    again = GANModel(config)
+    again.load_extra_state(model.extra_state())
+    assert all(torch.equal(a, b) for a, b in zip(again.G_ema.state_dict().values(), model.G_ema.state_dict().values()))
+    with pytest.raises(ValueError, match="without --ema"):
+        again.load_extra_state({"d_updates": 1})
+    assert GANModel(GANConfig(data="digits", ngf=8, ndf=8)).inference_generator().training  # no average: G itself
+    with pytest.raises(ValueError, match="--ema 1.0"):
+        GANConfig(data="digits", ema=1.0).validate()
