@@ -161,8 +161,8 @@ def train_digit_classifier(out: str | Path | None = None, epochs: int = 60, seed
     """Train :class:`DigitClassifier` on the held-out digits of both sets; save it as fp16 safetensors.
 
     Adam with cosine decay; every batch randomly rotated, zoomed and shifted (:func:`_affine`). Returns (and
-    stores in the file's metadata) its accuracy on
-    the train splits of ``mnist-subset`` and ``digits``, images it never saw.
+    stores in the file's metadata) its accuracy on the train splits of ``mnist-subset`` and ``digits``, images
+    it never saw.
     """
     from .device import seed_everything
 
