@@ -70,12 +70,19 @@ def test_reset_pose_makes_the_next_frame_the_reference(model, frames):
     session = tab_live.LiveSession()
     still = tab_live.live_frame(model, session, frames[0])  # the reference itself: no motion at all
     moved = tab_live.live_frame(model, session, frames[60])  # another pose: the portrait moves
-    assert not np.array_equal(panel(moved.image, 2), panel(still.image, 2))
     assert session.reference is not None
     session.reset_pose()
     assert session.reference is None
     again = tab_live.live_frame(model, session, frames[60])  # now the reference: no motion again
-    assert np.array_equal(panel(again.image, 2), panel(still.image, 2))
+
+    def levels(a, b) -> np.ndarray:  # |difference| of the result panels, in grey levels
+        return np.abs(panel(a.image, 2).astype(int) - panel(b.image, 2))
+
+    # no motion is the same picture (identical in fp32); under bf16 (the policy on CPUs with native bf16) other
+    # keypoint values round differently inside the networks: measured here mean 0.5 levels, 99 % of values
+    # within 3, 0.9 % beyond; a pose change moves 70 % of the values by more than 3 (mean 34)
+    assert levels(again, still).mean() < 1.5 and (levels(again, still) > 3).mean() < 0.03
+    assert (levels(moved, still) > 3).mean() > 0.3 and levels(moved, still).mean() > 10
 
 
 def test_a_frame_without_a_face_gives_a_message_not_an_exception(model, frames):

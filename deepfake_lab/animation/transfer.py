@@ -255,6 +255,9 @@ def motion_details(model: FirstOrderModel, source, driving, crop: bool = False) 
     in pixels of the S x S frame; ``jacobian_source``/``jacobian_driving`` (K, 2, 2); ``mask`` (K+1, h, w)
     (background first); ``occlusion`` (h, w) in [0, 1]; ``flow`` (h, w, 2): the sampling grid in [-1, 1];
     ``sparse_deformed`` (K+1, h, w, 3) uint8: the source moved by each keypoint's motion alone.
+
+    Always fp32, whatever the model's precision policy: these are the pieces a lesson looks at and checks
+    against the paper's formulas (to 1e-5), not a fast path.
     """
     model.eval()
     size = model.config.image_size
@@ -263,8 +266,7 @@ def motion_details(model: FirstOrderModel, source, driving, crop: bool = False) 
         source, driving = crop_source(source), crop_driving(driving[None])[0]
     src = to_model_input(source, size, model.device)
     drv = to_model_input(driving, size, model.device)
-    with model.precision.autocast():
-        out = model(src, drv)
+    out = model(src, drv)
 
     def img(t: torch.Tensor) -> np.ndarray:
         return t.float().clamp(0, 1).mul(255).round().byte().movedim(-3, -1).cpu().numpy()
