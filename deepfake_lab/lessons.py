@@ -282,6 +282,8 @@ PIX2PIX = Lesson(
            Flag("--objective", "the paper's ablation (default l1+cgan)", field="objective",
                 choices=("l1+cgan", "l1", "cgan")),
            Flag("--lambda-l1", "weight of the L1 term (100)", float, "lambda_L1"),
+           Flag("--lambda-vgg", "weight of pix2pixHD's VGG feature loss on G (0: off, the paper's; pix2pixHD 10)",
+                float, "lambda_vgg"),
            Flag("--lr", "Adam learning rate (2e-4)", float, "lr"),
            Flag("--load-size", "resize to this before the random crop (286)", int, "load_size"),
            Flag("--crop-size", "training crop size (256)", int, "crop_size")),

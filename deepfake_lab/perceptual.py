@@ -38,6 +38,7 @@ __all__ = [
     "FOMM_LAYERS",
     "FOMM_WEIGHTS",
     "FOMM_SCALES",
+    "PIX2PIXHD_WEIGHTS",
     "VGG16_CFG",
     "vgg16_features",
     "load_vgg16",
@@ -63,6 +64,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 FOMM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 FOMM_WEIGHTS = (10.0, 10.0, 10.0, 10.0, 10.0)
 FOMM_SCALES = (1.0, 0.5, 0.25, 0.125)
+
+#: pix2pixHD's feature loss (Wang et al. 2018, §3.2 Eq. 5 with the VGG term of its ``models/networks.py``
+#: ``VGGLoss``): the same five layers, deeper ones weighted more, one scale
+PIX2PIXHD_WEIGHTS = (1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0)
 
 #: LPIPS and Johnson et al. use the last ReLU of each block
 DEFAULT_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -266,6 +271,12 @@ class PerceptualLoss(nn.Module):
     def fomm(cls, **kwargs) -> "PerceptualLoss":
         """FOMM's reconstruction loss: relu1_1..relu5_1, weights 10 each, scales 1, 1/2, 1/4, 1/8 (VGG16 here)."""
         return cls(layers=FOMM_LAYERS, weights=FOMM_WEIGHTS, scales=FOMM_SCALES, **kwargs)
+
+    @classmethod
+    def pix2pixhd(cls, **kwargs) -> "PerceptualLoss":
+        """pix2pixHD's VGG loss: relu1_1..relu5_1 weighted 1/32, 1/16, 1/8, 1/4, 1 at full scale (VGG16 here;
+        pix2pixHD multiplies it by lambda_feat = 10, :attr:`~deepfake_lab.pix2pix.Pix2PixConfig.lambda_vgg`)."""
+        return cls(layers=FOMM_LAYERS, weights=PIX2PIXHD_WEIGHTS, **kwargs)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape != target.shape:

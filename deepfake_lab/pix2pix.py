@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -76,6 +77,8 @@ class Pix2PixConfig:
     dropout: float = 0.5
     objective: str = "l1+cgan"
     lambda_L1: float = 100.0
+    #: weight of a VGG feature loss on G (pix2pixHD's, Wang et al. 2018, lambda_feat 10); 0: the paper's pix2pix
+    lambda_vgg: float = 0.0
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -98,6 +101,8 @@ class Pix2PixConfig:
             raise ValueError(f"norm {self.norm!r}: use batch (official) or instance")
         if self.direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction {self.direction!r}: use AtoB or BtoA")
+        if self.lambda_vgg < 0:
+            raise ValueError(f"lambda_vgg {self.lambda_vgg}: need 0 (off) or a positive weight (pix2pixHD: 10)")
 
     @property
     def num_downs(self) -> int:
@@ -246,7 +251,8 @@ def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> 
 
 
 def generator_loss(fake_scores: torch.Tensor | None, fake: torch.Tensor, real: torch.Tensor,
-                   lambda_L1: float = 100.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   lambda_L1: float = 100.0, perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                   lambda_vgg: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """G's objective (Eq. 4): fool D, and stay near the target in L1.
 
     .. math:: G^* = \\arg\\min_G \\max_D \\mathcal{L}_{cGAN}(G, D) + \\lambda\\, \\mathcal{L}_{L1}(G),
@@ -254,7 +260,10 @@ def generator_loss(fake_scores: torch.Tensor | None, fake: torch.Tensor, real: t
 
     The adversarial term is the non-saturating one, :math:`-\\log D(x, G(x, z))` (§3.3).
     ``fake_scores=None`` leaves it out (the "L1 only" ablation); ``lambda_L1=0`` leaves out L1
-    ("cGAN only"). Returns (total, {"G_GAN": ..., "G_L1": ...}).
+    ("cGAN only"). With ``perceptual`` (a :class:`~deepfake_lab.perceptual.PerceptualLoss`) and ``lambda_vgg``
+    > 0, pix2pixHD's feature term :math:`\\lambda_{vgg} \\sum_i w_i \\lVert N_i(y) - N_i(G(x, z))\\rVert_1`
+    (Wang et al. 2018, §3.2) is added: it charges wrong texture where L1 only charges wrong pixel values.
+    Returns (total, {"G_GAN": ..., "G_L1": ..., "G_VGG": ...}).
     """
     parts: dict[str, torch.Tensor] = {}
     total = fake.new_zeros(())
@@ -264,6 +273,9 @@ def generator_loss(fake_scores: torch.Tensor | None, fake: torch.Tensor, real: t
     if lambda_L1:
         parts["G_L1"] = l1_loss(fake, real)
         total = total + lambda_L1 * parts["G_L1"]
+    if perceptual is not None and lambda_vgg:
+        parts["G_VGG"] = perceptual(fake, real)
+        total = total + lambda_vgg * parts["G_VGG"]
     return total, parts
 
 
@@ -300,6 +312,11 @@ class Pix2Pix(LessonModel):
         self.opts["G"] = torch.optim.Adam(self.nets["G"].parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
         self.use_gan = c.objective in ("l1+cgan", "cgan")
         self.lambda_L1 = 0.0 if c.objective == "cgan" else c.lambda_L1
+        self.perceptual = None  # frozen ImageNet VGG16, not trained, not saved
+        if c.lambda_vgg:
+            from .perceptual import PerceptualLoss
+
+            self.perceptual = PerceptualLoss.pix2pixhd().to(self.device)
         if self.use_gan:
             self.nets["D"] = init_weights(conditional_discriminator(c), "normal", c.init_gain).to(self.device)
             self.opts["D"] = torch.optim.Adam(self.nets["D"].parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
@@ -346,7 +363,8 @@ class Pix2Pix(LessonModel):
         self.opts["G"].zero_grad(set_to_none=True)
         with self.precision.autocast():
             scores = self.nets["D"](torch.cat([self.real_A, self.fake_B], 1)).float() if self.use_gan else None
-            loss_G, parts = generator_loss(scores, self.fake_B.float(), self.real_B, self.lambda_L1)
+            loss_G, parts = generator_loss(scores, self.fake_B.float(), self.real_B, self.lambda_L1, self.perceptual,
+                                           self.config.lambda_vgg)
         loss_G.backward()
         self.opts["G"].step()
         logs.update({k: v.item() for k, v in parts.items()})

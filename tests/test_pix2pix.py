@@ -126,6 +126,34 @@ def test_step_updates_D_then_G_and_D_sees_the_pair():
     assert logs["G"] == pytest.approx(logs["G_GAN"] + 100 * logs["G_L1"], rel=1e-5)
 
 
+def test_the_vgg_feature_term_is_pix2pixhds_weighted_sum_and_trains_only_g():
+    from deepfake_lab.perceptual import PIX2PIXHD_WEIGHTS, PerceptualLoss
+
+    torch.manual_seed(0)
+    y, y_hat = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 64, 64) * 2 - 1
+    vgg = PerceptualLoss.pix2pixhd()
+    feats_hat, feats = vgg.vgg(y_hat), vgg.vgg(y)
+    by_hand = sum(w * (feats_hat[n] - feats[n]).abs().mean()
+                  for n, w in zip(("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"), PIX2PIXHD_WEIGHTS))
+    total, parts = generator_loss(None, y_hat, y, lambda_L1=100.0, perceptual=vgg, lambda_vgg=10.0)
+    assert parts["G_VGG"].item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert total.item() == pytest.approx(100 * parts["G_L1"].item() + 10 * by_hand.item(), rel=1e-5)
+    assert PIX2PIXHD_WEIGHTS[-1] == 1.0 and PIX2PIXHD_WEIGHTS[0] == 1 / 32
+
+    model = _tiny(lambda_vgg=10.0)
+    assert set(model.nets) == {"G", "D"}  # the VGG is a frozen judge: not a network of the run, not saved
+    assert not any(p.requires_grad for p in model.perceptual.parameters())
+    vgg_before = [p.detach().clone() for p in model.perceptual.parameters()]
+    model.set_input({"A": torch.rand(2, 3, 128, 128) * 2 - 1, "B": torch.rand(2, 3, 128, 128) * 2 - 1})
+    logs = model.optimize_parameters()
+    assert set(logs) == {"D", "G_GAN", "G_L1", "G_VGG", "G"}
+    assert logs["G"] == pytest.approx(logs["G_GAN"] + 100 * logs["G_L1"] + 10 * logs["G_VGG"], rel=1e-4)
+    assert all(torch.equal(a, b) for a, b in zip(vgg_before, model.perceptual.parameters()))
+    assert "perceptual" not in " ".join(model.G.state_dict())
+    with pytest.raises(ValueError, match="lambda_vgg"):
+        Pix2PixConfig(lambda_vgg=-1.0)
+
+
 def test_the_step_calls_the_networks_through_nets_so_ddp_wrappers_are_used():
     class Spy(torch.nn.Module):  # stands for the DistributedDataParallel wrapper the loop puts into nets
         def __init__(self, net):
