@@ -41,8 +41,8 @@ def models(size: int):
     g = torch.Generator().manual_seed(0)
     G = official_init(cyclegan.ResnetGenerator())
     yield "CycleGAN ResNet-9 (official layout)", G, torch.rand(1, 3, size, size, generator=g) * 2 - 1, 127.5, True
-    demo_G, _ = cyclegan.load_generator(demo_weights("cyclegan-photo2winter"))
-    yield "CycleGAN demo G", demo_G, torch.rand(1, 3, 64, 64, generator=g) * 2 - 1, 127.5, False
+    demo_G, _ = cyclegan.load_generator(demo_weights("cyclegan-face2cartoon"))
+    yield "CycleGAN demo G", demo_G, torch.rand(1, 3, 128, 128, generator=g) * 2 - 1, 127.5, False
     U, _ = pix2pix.load_generator(demo_weights("pix2pix-carphone-edges"))
     yield "pix2pix demo U-Net", U, torch.rand(4, 3, 128, 128, generator=g) * 2 - 1, 127.5, False
     fomm = FirstOrderModel(AnimationConfig()).eval()

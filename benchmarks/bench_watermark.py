@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_watermark.py --clean    # also: the score of unmarked photos
 
 It makes three outputs the way a user does, with the command line and the demo weights shipped in the
-package: ``deepfake-lab translate --model cyclegan-photo2winter`` on the embedded photo *chelsea* enlarged
+package: ``deepfake-lab translate --model cyclegan-face2cartoon`` on the embedded photo *chelsea* enlarged
 to 768x510, ``deepfake-lab sample --model demo:digits`` and ``deepfake-lab animate --example --max-frames 8``
 (a 256x256 MP4). Then it changes each one as a re-post would and reads the mark of
 :mod:`deepfake_lab.watermark` back:
@@ -87,9 +87,9 @@ def measure(work: Path) -> list[tuple]:
     rows = []
     photo = work / "chelsea.png"
     source_photo("chelsea").resize((768, 510), Image.BICUBIC).save(photo)
-    _run("translate", "--model", "cyclegan-photo2winter", photo, "-o", work / "winter", "--device", "cpu")
+    _run("translate", "--model", "cyclegan-face2cartoon", photo, "-o", work / "cartoon", "--device", "cpu")
     _run("sample", "--model", "demo:digits", "-n", 16, "-o", work / "digits.png", "--device", "cpu")
-    for name, path in (("translate (768x510)", work / "winter" / "chelsea.png"),
+    for name, path in (("translate (768x510)", work / "cartoon" / "chelsea.png"),
                        ("sample digits (276x276)", work / "digits.png")):
         with Image.open(path) as im:
             image = im.convert("RGB")

@@ -5,7 +5,8 @@ it trained, through the lesson table; the tests, the app and the tutorial call t
 every figure of a model card comes from one place.
 
 * lesson 2 (CycleGAN): :func:`run_generator`, :func:`evaluate_pairs` on pairs with a ground truth
-  (the embedded sets' ``testA``/``testB`` + ``manifest.json``), :func:`cyclegan_held_out`;
+  (the embedded sets' ``testA``/``testB`` + ``manifest.json``), :func:`domain_distances` (FID/KID to
+  the target domain, no ground truth needed), :func:`cyclegan_held_out`;
 * lesson 3 (pix2pix): :func:`evaluate`, :func:`sharpness_gap`, :func:`face_baselines`,
   :func:`face_task_report` on the held-out carphone frames, :func:`pix2pix_held_out`;
 * lesson 5 (face swap): :func:`evaluate_reconstruction`, :func:`identity_similarity`,
@@ -28,8 +29,8 @@ from .device import Precision
 from .faceswap import swap_faces
 from .pix2pix import Pix2PixConfig, translate
 
-__all__ = ["run_generator", "evaluate_pairs", "cyclegan_held_out", "sharpness_gap", "evaluate", "face_baselines",
-           "face_task_report", "pix2pix_held_out", "evaluate_reconstruction", "identity_similarity",
+__all__ = ["run_generator", "evaluate_pairs", "domain_distances", "cyclegan_held_out", "sharpness_gap", "evaluate",
+           "face_baselines", "face_task_report", "pix2pix_held_out", "evaluate_reconstruction", "identity_similarity",
            "faceswap_held_out"]
 
 
@@ -63,8 +64,8 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     (``direction="BtoA"``: measure F, from ``<phase>B`` to ``<phase>A``).
 
     Only meaningful for data sets whose testB is the exact translation of testA (the embedded
-    ``photo2winter``); official sets like horse2zebra have no such truth. The outputs are rounded to
-    8 bits, as a saved image would be. Returns PSNR (dB), SSIM and mean absolute error (in [0, 1] units)
+    ``face2cartoon`` and ``photo2winter``); official sets like horse2zebra have no such truth. The outputs
+    are rounded to 8 bits, as a saved image would be. Returns PSNR (dB), SSIM and mean absolute error (in [0, 1] units)
     of G(x) and, as the baseline, of the identity (x itself) against the truth, averaged over the images.
     ``perceptual``: also LPIPS with the AlexNet (``lpips_alex``) and VGG (``lpips``) heads (NaN when their
     weights are not installed: ``deepfake-lab setup-weights``).
@@ -78,7 +79,7 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     truth_dir = root / f"{phase}{dst}"
     if not files or not all((truth_dir / f.name).exists() for f in files):
         raise ValueError(f"{root}: {phase}A/ and {phase}B/ do not hold the same file names; evaluation needs "
-                         "held-out pairs (the embedded photo2winter set has them)")
+                         "held-out pairs (the embedded face2cartoon and photo2winter sets have them)")
     x = torch.stack([pil_to_tensor(load_image(f)) for f in files])                 # (N, 3, H, W)
     y = torch.stack([pil_to_tensor(load_image(truth_dir / f.name)) for f in files])
     fake = run_generator(G, x, precision)
@@ -90,6 +91,41 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
         return {k: round(v, 3 if k == "psnr" else 4) for k, v in pair_scores(pred, y, wanted).items()}
 
     return {"images": len(files), "size": list(x.shape[-2:]), "G": scores(fake), "identity": scores(x)}
+
+
+@torch.no_grad()
+def domain_distances(G: nn.Module, root: str | Path, direction: str = "AtoB", phase: str = "test",
+                     kid_subsets: int = 100) -> dict[str, Any]:
+    """How far G's outputs are from the *target domain* as a whole: FID and KID (Inception pool3 features)
+    of G(x) for the held-out ``<phase>A`` images against the training images of domain B (``trainB``),
+    beside the same distances of the inputs themselves (doing nothing). ``direction="BtoA"``: F, from
+    ``<phase>B`` against ``trainA``.
+
+    This is the measure that needs no ground truth (it is how CycleGAN results on horse2zebra are
+    reported); with tens of images FID is biased upwards, so compare only numbers made with the same sets;
+    KID is unbiased (:func:`~deepfake_lab.metrics.kid`). Returns ``{"images": n, "reference": m,
+    "G": {"fid", "kid"}, "identity": {"fid", "kid"}}``.
+    """
+    from .data.images import list_images, load_image, pil_to_tensor
+    from .metrics import fid, inception_features, kid
+
+    root = Path(root)
+    src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
+
+    def stack(folder: Path) -> torch.Tensor:
+        files = list_images(folder)
+        if not files:
+            raise ValueError(f"{folder}: no images; domain distances need the held-out and the training images")
+        return torch.stack([pil_to_tensor(load_image(f)) for f in files])
+
+    x, target = stack(root / f"{phase}{src}"), stack(root / f"train{dst}")
+    fake = run_generator(G, x).clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)  # as saved: 8 bits
+    ref = inception_features(target)
+    result: dict[str, Any] = {"images": len(x), "reference": len(target)}
+    for name, images in (("G", fake), ("identity", x)):
+        feats = inception_features(images)
+        result[name] = {"fid": round(fid(feats, ref), 2), "kid": round(kid(feats, ref, num_subsets=kid_subsets), 5)}
+    return result
 
 
 def cyclegan_held_out(model, root: Path) -> dict | None:

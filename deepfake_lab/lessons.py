@@ -169,7 +169,7 @@ def _cyclegan_dataset(config, data: str, options):
     from .data.unpaired import UnpairedImageFolder, resolve_data_root
 
     return UnpairedImageFolder(resolve_data_root(data), "train", config.preprocess, config.load_size,
-                               config.crop_size, config.flip, options.get("max_items"))
+                               config.crop_size, config.flip, options.get("max_items"), options.get("train_images"))
 
 
 def _cyclegan_after_training(model, dataset, loop: LoopConfig) -> str | None:
@@ -194,9 +194,9 @@ CYCLEGAN = Lesson(
     dataset=_cyclegan_dataset,
     export=lambda model, config, path, extra: cyclegan.export_generators(model, path, extra),
     load=cyclegan.load_generator,
-    default_data="photo2winter",
-    data_help="embedded set (photo2winter) or a folder with trainA/ and trainB/ (e.g. from `deepfake-lab fetch "
-              "cyclegan horse2zebra`)",
+    default_data="face2cartoon",
+    data_help="embedded set (face2cartoon, photo2winter) or a folder with trainA/ and trainB/ (e.g. from "
+              "`deepfake-lab fetch cyclegan horse2zebra`)",
     flags=(Flag("--ngf", "generator filters in the first layer (paper 64)", int, "ngf"),
            Flag("--ndf", "discriminator filters in the first layer (paper 64)", int, "ndf"),
            Flag("--n-blocks", "residual blocks of the generators (paper 9 at 256 px, 6 at 128 px)", int, "n_blocks"),
@@ -212,13 +212,17 @@ CYCLEGAN = Lesson(
                 "lambda_identity"),
            Flag("--pool-size", "image history pool (paper 50; 0: off)", int, "pool_size"),
            Flag("--lr", "Adam learning rate (paper 0.0002)", float, "lr"),
-           Flag("--max-items", "use at most this many images per epoch (official --max_dataset_size)", int)),
+           Flag("--max-items", "use at most this many images per epoch (official --max_dataset_size)", int),
+           Flag("--train-images", "train on only this many images of each domain, evenly spaced (data-size curves)",
+                int),
+           Flag("--diffaugment", "DiffAugment policy for D's inputs, e.g. color,translation,cutout (default: none)",
+                field="diffaugment")),
     configure=_cyclegan_configure,
     epochs=cyclegan.DEFAULT_EPOCHS,
     quick=lambda loop, config: replace(loop, steps=min(loop.steps, cyclegan.QUICK_STEPS)),
     after_training=_cyclegan_after_training,
     evaluate=_cyclegan_evaluate,
-    demo_weights=("cyclegan-photo2winter",),
+    demo_weights=("cyclegan-face2cartoon",),
     translator=cyclegan_import.translator,
     importer=cyclegan_import.IMPORTER,
     gpu_check=cyclegan.gpu_check_generator,
@@ -250,9 +254,15 @@ def _pix2pix_configure(config, options):
 
 
 def _pix2pix_dataset(config, data: str, options):
+    from torch.utils.data import Subset
+
+    from .data import evenly_spaced
     from .data.paired import open_paired
 
-    return open_paired(data, config.direction, config.load_size, config.crop_size)
+    pairs = open_paired(data, config.direction, config.load_size, config.crop_size)
+    if options.get("train_images") is None:
+        return pairs
+    return Subset(pairs, evenly_spaced(len(pairs), options["train_images"], "training pairs (--train-images)"))
 
 
 def _pix2pix_evaluate(model, config, data: str):
@@ -284,6 +294,9 @@ PIX2PIX = Lesson(
            Flag("--lambda-l1", "weight of the L1 term (100)", float, "lambda_L1"),
            Flag("--lambda-vgg", "weight of pix2pixHD's VGG feature loss on G (0: off, the paper's; pix2pixHD 10)",
                 float, "lambda_vgg"),
+           Flag("--diffaugment", "DiffAugment policy for D's input pairs (one draw per pair), e.g. "
+                "color,translation,cutout (default: none)", field="diffaugment"),
+           Flag("--train-images", "train on only this many pairs, evenly spaced (data-size curves)", int),
            Flag("--lr", "Adam learning rate (2e-4)", float, "lr"),
            Flag("--load-size", "resize to this before the random crop (286)", int, "load_size"),
            Flag("--crop-size", "training crop size (256)", int, "crop_size")),

@@ -41,6 +41,7 @@ from torch import nn
 from .blocks import init_weights, norm_layer
 from .checkpoints import CheckpointError, save_weights
 from .cyclegan import NLayerDiscriminator
+from .diffaugment import DiffAugment
 from .losses import l1_loss, nonsaturating_d_loss, nonsaturating_g_loss
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict, linear_decay
 from .run_folder import open_weights
@@ -79,6 +80,9 @@ class Pix2PixConfig:
     lambda_L1: float = 100.0
     #: weight of a VGG feature loss on G (pix2pixHD's, Wang et al. 2018, lambda_feat 10); 0: the paper's pix2pix
     lambda_vgg: float = 0.0
+    #: DiffAugment policy for D's input pairs (one draw for x and y of a pair; Zhao et al. 2020), e.g.
+    #: ``"color,translation,cutout"``; empty: the paper's pix2pix
+    diffaugment: str = ""
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
@@ -103,6 +107,8 @@ class Pix2PixConfig:
             raise ValueError(f"direction {self.direction!r}: use AtoB or BtoA")
         if self.lambda_vgg < 0:
             raise ValueError(f"lambda_vgg {self.lambda_vgg}: need 0 (off) or a positive weight (pix2pixHD: 10)")
+        if self.diffaugment:
+            DiffAugment(self.diffaugment)  # raises for an unknown policy, naming the allowed ones
 
     @property
     def num_downs(self) -> int:
@@ -317,6 +323,7 @@ class Pix2Pix(LessonModel):
             from .perceptual import PerceptualLoss
 
             self.perceptual = PerceptualLoss.pix2pixhd().to(self.device)
+        self.augment = DiffAugment(c.diffaugment) if c.diffaugment else None  # T, for D's inputs only
         if self.use_gan:
             self.nets["D"] = init_weights(conditional_discriminator(c), "normal", c.init_gain).to(self.device)
             self.opts["D"] = torch.optim.Adam(self.nets["D"].parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
@@ -353,8 +360,8 @@ class Pix2Pix(LessonModel):
             D.requires_grad_(True)
             self.opts["D"].zero_grad(set_to_none=True)
             with self.precision.autocast():
-                fake_AB = torch.cat([self.real_A, self.fake_B.detach()], 1)  # (B, 6, H, W): D sees the pair
-                real_AB = torch.cat([self.real_A, self.real_B], 1)
+                fake_AB = self._pair(self.real_A, self.fake_B.detach())  # (B, 6, H, W): D sees the pair
+                real_AB = self._pair(self.real_A, self.real_B)
                 loss_D = discriminator_loss(D(real_AB).float(), D(fake_AB).float())
             loss_D.backward()
             self.opts["D"].step()
@@ -362,7 +369,7 @@ class Pix2Pix(LessonModel):
             D.requires_grad_(False)  # G's step needs D's gradients w.r.t. its input only
         self.opts["G"].zero_grad(set_to_none=True)
         with self.precision.autocast():
-            scores = self.nets["D"](torch.cat([self.real_A, self.fake_B], 1)).float() if self.use_gan else None
+            scores = self.nets["D"](self._pair(self.real_A, self.fake_B)).float() if self.use_gan else None
             loss_G, parts = generator_loss(scores, self.fake_B.float(), self.real_B, self.lambda_L1, self.perceptual,
                                            self.config.lambda_vgg)
         loss_G.backward()
@@ -370,6 +377,12 @@ class Pix2Pix(LessonModel):
         logs.update({k: v.item() for k, v in parts.items()})
         logs["G"] = loss_G.item()
         return logs
+
+    def _pair(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """D's input: x and y stacked on channels, (B, 6, H, W); with DiffAugment, one draw of T for both."""
+        if self.augment is not None:
+            x, y = self.augment(x, y)
+        return torch.cat([x, y], 1)
 
     def sample_images(self):
         """A grid with one row per item (up to 4 of the current batch): input x | output G(x) | target y."""

@@ -21,7 +21,7 @@ EXAMPLES_DIR = PACKAGE_DIR / "assets" / "examples"
 
 
 def demo_weights(name: str) -> Path:
-    """The shipped demo weights called ``name`` (``"cyclegan-photo2winter"`` or ``"...safetensors"``)."""
+    """The shipped demo weights called ``name`` (``"cyclegan-face2cartoon"`` or ``"...safetensors"``)."""
     return WEIGHTS_DIR / (name if name.endswith(".safetensors") else f"{name}.safetensors")
 
 

@@ -1,13 +1,13 @@
 """``deepfake-lab translate`` and ``deepfake-lab import``: run an image-to-image model on your own pictures.
 
-    deepfake-lab translate --model runs/cyclegan-demo photo.jpg -o winter.png
-    deepfake-lab translate --model cyclegan-photo2winter --direction BtoA folder/ -o out/
+    deepfake-lab translate --model runs/cyclegan-demo face.jpg -o cartoon.png
+    deepfake-lab translate --model cyclegan-face2cartoon --direction BtoA folder/ -o out/
     deepfake-lab translate --model latest_net_G_A.pth photo.jpg -o zebra.png     # official file, as is
     deepfake-lab import cyclegan latest_net_G_A.pth -o G.safetensors            # or convert it once
 
 ``--model`` is a weights file of this package (its ``kind`` metadata says which lesson made it), a
 run folder (its latest checkpoint), the name of demo weights shipped in the package
-(``cyclegan-photo2winter``), or an official ``.pth`` checkpoint, opened with ``weights_only=True``
+(``cyclegan-face2cartoon``), or an official ``.pth`` checkpoint, opened with ``weights_only=True``
 (no code in it can run) and converted in memory; ``deepfake-lab import`` writes that conversion to a
 safetensors file once, so later runs skip it. Every image written is labelled synthetic
 (:mod:`deepfake_lab.provenance`).

@@ -95,7 +95,7 @@ def photo(size=(96, 80)) -> Image.Image:
 # ------------------------------------------------------------------------------------------------ image-to-image
 
 def test_an_example_goes_through_every_model_with_its_ground_truth(client):
-    ex = example("photo2winter")
+    ex = example("face2cartoon")
     gallery, (before, after), truth, rows, summary = translate(client, ex.input)
     outputs = labelled_gallery(gallery)
     assert set(outputs) == {CYCLEGAN_G, CYCLEGAN_F, PIX2PIX_NAME}
@@ -116,7 +116,7 @@ def test_an_example_goes_through_every_model_with_its_ground_truth(client):
     with Image.open(ex.input) as original:
         assert np.array_equal(np.asarray(b)[:size[1]], np.asarray(original.convert("RGB")))
 
-    # the ground truth is the exact winter rendering, and the table scores G and the do-nothing baseline
+    # the ground truth is the exact cartoon rendering, and the table scores G and the do-nothing baseline
     t, t_details = open_reference_png(truth)
     with Image.open(ex.truth) as expected:
         assert np.array_equal(np.asarray(t)[:size[1]], np.asarray(expected.convert("RGB")))
@@ -159,7 +159,7 @@ def test_an_official_checkpoint_runs_beside_the_demo_models(client, tmp_path):
     net = ResnetGenerator(3, 3, 8, 2, "instance", False)  # official layout: model.1.weight is the 7x7 stem
     official = tmp_path / "latest_net_G_A.pth"
     torch.save(net.state_dict(), official)
-    gallery, (_, after), _, rows, _ = translate(client, example("photo2winter").input, str(official),
+    gallery, (_, after), _, rows, _ = translate(client, example("face2cartoon").input, str(official),
                                                 tab_translate.YOURS)
     outputs = labelled_gallery(gallery)
     mine = [name for name in outputs if name.startswith(tab_translate.YOURS)]
@@ -185,9 +185,9 @@ def test_a_bad_checkpoint_is_a_clear_error(client, tmp_path, name, make, message
     if make:
         make(path)
     with pytest.raises(AppError) as caught:
-        translate(client, example("photo2winter").input, str(path))
+        translate(client, example("face2cartoon").input, str(path))
     assert message.format(tmp=tmp_path) in str(caught.value) and "Traceback" not in str(caught.value)
-    assert len(translate(client, example("photo2winter").input)[0]) == 3  # still serving
+    assert len(translate(client, example("face2cartoon").input)[0]) == 3  # still serving
 
 
 def test_twenty_concurrent_image_to_image_requests_are_all_answered(client):
@@ -241,7 +241,7 @@ def test_bad_uploads_get_a_clear_error_and_the_app_keeps_serving(client, tmp_pat
         assert "Traceback" not in str(caught.value) and str(tmp_path) not in str(caught.value)
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
     assert grown < 150_000, f"memory peak grew by {grown / 1000:.0f} MB on {name}: it was decoded"
-    gallery, *_ = translate(client, example("photo2winter").input)  # still serving
+    gallery, *_ = translate(client, example("face2cartoon").input)  # still serving
     assert len(gallery) == 3
 
 
@@ -360,7 +360,7 @@ def test_read_driving_scales_large_frames_while_decoding(tmp_path):
 # ------------------------------------------------------------------------------------------------ compare
 
 def test_compare_two_demo_models_on_an_example(client):
-    ex = example("winter2photo")
+    ex = example("cartoon2face")
     a, b, pair, table, summary = client.predict(handle_file(str(ex.input)), tab_compare.DEMO_CHOICES[0],
                                                 tab_compare.DEMO_CHOICES[1], "G (X → Y)", api_name="/compare")
     image_a, details_a = open_labelled_png(a)
@@ -377,7 +377,7 @@ def test_compare_two_steps_of_a_run_folder(client, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     for step in (100, 2000):
-        shutil.copy(models.spec("cyclegan-photo2winter").embedded(), run / f"step-{step:07d}.safetensors")
+        shutil.copy(models.spec("cyclegan-face2cartoon").embedded(), run / f"step-{step:07d}.safetensors")
     (run / "notes.safetensors").write_text("not weights")
     menu_a, menu_b, summary = client.predict(str(run), api_name="/list_checkpoints")  # dropdown updates
     a, b = menu_a["value"], menu_b["value"]
@@ -385,7 +385,7 @@ def test_compare_two_steps_of_a_run_folder(client, tmp_path):
     labels = [label for label, _ in menu_a["choices"]]
     assert labels == [*tab_compare.menu_choices(), "cyclegan step 100", "cyclegan step 2,000"]  # notes.* left out
     assert "2 checkpoint(s)" in summary
-    ex = example("winter2photo")
+    ex = example("cartoon2face")
     out_a, out_b, _, table, _ = client.predict(handle_file(str(ex.input)), a, b, "F (Y → X)", api_name="/compare")
     (image_a, details_a), (image_b, _) = open_labelled_png(out_a), open_labelled_png(out_b)
     assert details_a["name"].startswith("step 100 (F")
@@ -482,7 +482,7 @@ def test_models_of_the_cache_appear_by_name_and_run(cache_app):
     assert _choices(demo, "animation-model") == [tab_animation.DEMO_CHOICE, "vox-tiny.pth.tar"]
 
     # chosen by name, no path typed: it runs beside the demo models, labelled
-    ex = example("photo2winter")
+    ex = example("face2cartoon")
     gallery, pair, _, table, _ = client.predict(handle_file(str(ex.input)), "", tab_translate.YOURS,
                                                 "cyclegan/horse2zebra.pth", api_name="/image_to_image")
     outputs = labelled_gallery(gallery)
@@ -533,7 +533,7 @@ def test_a_model_added_after_start_appears_after_refresh(cache_app):
     assert [value for _, value in menu["choices"]] == [tab_animation.DEMO_CHOICE, "vox-second.pth.tar",
                                                        "vox-tiny.pth.tar"]
 
-    gallery, *_ = client.predict(handle_file(str(example("photo2winter").input)), "", "auto", "mine.pth",
+    gallery, *_ = client.predict(handle_file(str(example("face2cartoon").input)), "", "auto", "mine.pth",
                                  api_name="/image_to_image")
     assert f"{tab_translate.YOURS}: mine.pth" in labelled_gallery(gallery)
     endpoints = set(client.view_api(return_format="dict", print_info=False)["named_endpoints"])

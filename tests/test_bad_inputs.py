@@ -106,7 +106,7 @@ def run_eval_target(path, tmp_path, capsys):
 
 
 def run_translate(path, tmp_path, capsys):
-    return _cli(capsys, "translate", str(path), "--model", "cyclegan-photo2winter", "-o", str(tmp_path / "out.png"),
+    return _cli(capsys, "translate", str(path), "--model", "cyclegan-face2cartoon", "-o", str(tmp_path / "out.png"),
                 "--device", "cpu")
 
 

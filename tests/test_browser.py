@@ -129,7 +129,7 @@ def test_image_to_image_example_through_every_model(page):
                    .some(img => img.complete && img.naturalWidth > 0)""",
         timeout=TIMEOUT_MS)
     page.get_by_text("input unchanged (baseline)").first.wait_for(state="visible")
-    for name in ("CycleGAN G (photo → winter)", "CycleGAN F (winter → photo)", "pix2pix (edges → face)"):
+    for name in ("CycleGAN G (face → cartoon)", "CycleGAN F (cartoon → face)", "pix2pix (edges → face)"):
         assert page.locator("#translate-table").get_by_text(name).count() >= 1
     assert page.get_by_text("Traceback").count() == 0
     ARTIFACTS.mkdir(exist_ok=True)

@@ -13,7 +13,9 @@ from safetensors.torch import load_file
 
 RECORDED = Path(__file__).parent / "data" / "demo_outputs_before_refactor.safetensors"
 #: demo models retrained since the recording, so their outputs differ on purpose; their cards' tests check them
-RETRAINED = {"gan-digits": "retrained on MNIST (gan-digits.md; tests/test_gan.py checks it on held-out digits)"}
+RETRAINED = {"gan-digits": "retrained on MNIST (gan-digits.md; tests/test_gan.py checks it on held-out digits)",
+             **{f"cyclegan-{d}": "replaced by face2cartoon at 128 (cyclegan-face2cartoon.md; tests/test_cyclegan.py "
+                                 "checks it on held-out frames)" for d in ("AtoB", "BtoA")}}
 TOLERANCE = 1e-4  # outputs in [-1, 1] or [0, 1]: far below one level of 255
 
 
@@ -31,7 +33,7 @@ def outputs_now() -> dict[str, torch.Tensor]:
         out[f"gan-{data}"] = gan.sample(G, torch.randn(16, config.latent_dim, generator=seeded(1)))
     x = torch.rand(1, 3, 64, 64, generator=seeded(2)) * 2 - 1
     for direction in ("AtoB", "BtoA"):
-        G, _ = cyclegan.load_generator(demo_weights("cyclegan-photo2winter"), direction)
+        G, _ = cyclegan.load_generator(demo_weights("cyclegan-face2cartoon"), direction)
         with torch.no_grad():
             out[f"cyclegan-{direction}"] = G(x)
     G, _ = pix2pix.load_generator(demo_weights("pix2pix-carphone-edges"))

@@ -154,6 +154,34 @@ def test_the_vgg_feature_term_is_pix2pixhds_weighted_sum_and_trains_only_g():
         Pix2PixConfig(lambda_vgg=-1.0)
 
 
+def test_diffaugment_shifts_and_cuts_both_images_of_a_pair_alike():
+    model = _tiny(diffaugment="translation,cutout")
+    seen = []
+    model.D.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    torch.manual_seed(1)
+    batch = {"A": torch.rand(2, 3, 128, 128) * 0.5 + 0.5, "B": torch.rand(2, 3, 128, 128) * 0.5 + 0.5}
+    model.set_input(batch)
+    model.optimize_parameters()
+    assert len(seen) == 3
+    for pair in seen:  # one draw per pair: x's and y's zeroed squares and shifted borders coincide
+        x_zero, y_zero = (pair[:, :3] == 0).all(dim=1), (pair[:, 3:] == 0).all(dim=1)
+        assert torch.equal(x_zero, y_zero) and x_zero.float().mean() >= 0.2
+    assert _tiny().augment is None
+    with pytest.raises(ValueError, match="DiffAugment policy"):
+        Pix2PixConfig(diffaugment="blur")
+
+
+def test_train_images_trains_on_evenly_spaced_frames(tmp_path, capsys):
+    from deepfake_lab.lessons import lesson
+
+    row = lesson("pix2pix")
+    config, _ = row.preset("demo", "carphone-edges")
+    data = row.dataset(config, "carphone-edges", {"train_images": 5})
+    assert [data[i]["frame"] for i in range(len(data))] == [0, 25, 50, 74, 99]  # 24.75 and 74.25 round
+    assert cli.main(["train", "pix2pix", "--train-images", "0", "--steps", "1", "--out", str(tmp_path)]) == 2
+    assert "0 training pairs (--train-images): there are 100; give 1 .. 100" in capsys.readouterr().err
+
+
 def test_the_step_calls_the_networks_through_nets_so_ddp_wrappers_are_used():
     class Spy(torch.nn.Module):  # stands for the DistributedDataParallel wrapper the loop puts into nets
         def __init__(self, net):

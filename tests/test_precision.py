@@ -139,8 +139,8 @@ def test_cyclegan_demo_in_bf16_keeps_its_held_out_metrics():
     from deepfake_lab.settings import demo_weights
 
     assert cyclegan.CycleGANConfig().bf16_ok
-    G, _ = cyclegan.load_generator(demo_weights("cyclegan-photo2winter"), "AtoB")
-    root = embedded_path("photo2winter")
+    G, _ = cyclegan.load_generator(demo_weights("cyclegan-face2cartoon"), "AtoB")
+    root = embedded_path("face2cartoon")
     x = torch.stack([pil_to_tensor(load_image(p)) for p in list_images(root / "testA")])
     y = torch.stack([pil_to_tensor(load_image(p)) for p in list_images(root / "testB")])
     with torch.no_grad():

@@ -82,7 +82,7 @@ def test_sample_labels_its_png(tmp_path):
     assert_labelled_png(out, "gan-digits")
 
 
-@pytest.mark.parametrize("weights", ["cyclegan-photo2winter", "pix2pix-carphone-edges"])
+@pytest.mark.parametrize("weights", ["cyclegan-face2cartoon", "pix2pix-carphone-edges"])
 def test_translate_labels_every_output(tmp_path, face_photo, weights):
     out = tmp_path / "out"
     run("translate", "--model", WEIGHTS / f"{weights}.safetensors", face_photo, "-o", out, "--device", "cpu")

@@ -194,30 +194,31 @@ def section_gan() -> None:
 def section_cyclegan() -> None:
     from deepfake_lab import cyclegan
     from deepfake_lab.data.embedded import embedded_path
-    from deepfake_lab.data.images import list_images, load_image, pil_to_tensor
-    from deepfake_lab.evaluation import evaluate_pairs, run_generator
+    from deepfake_lab.data.images import load_image, pil_to_tensor
+    from deepfake_lab.evaluation import domain_distances, evaluate_pairs, run_generator
 
-    path = need(cyclegan.demo_weights_path("photo2winter"),
-                "deepfake-lab train cyclegan --data photo2winter --preset demo")
+    path = need(cyclegan.demo_weights_path("face2cartoon"), "deepfake-lab train cyclegan --preset demo")
     G, _ = cyclegan.load_generator(path, "AtoB")
     F, _ = cyclegan.load_generator(path, "BtoA")
-    root = embedded_path("photo2winter")
-    scores = evaluate_pairs(G, root, "test")
-    print(f"  cyclegan scores: {scores}")
+    root = embedded_path("face2cartoon")
+    scores = evaluate_pairs(G, root, "test", perceptual=True)
+    domain = domain_distances(G, root)
+    print(f"  cyclegan scores: {scores} {domain}")
     num("cyclegan_images", scores["images"], "{}")
     for who, key in (("G", "cyclegan"), ("identity", "cyclegan_identity")):
         for k, v in scores[who].items():
             num(f"{key}_{k}", v, "{:.2f}" if k == "psnr" else "{:.3f}")
-    files = list_images(Path(root) / "testA")[:4]
+        num(f"{key}_fid", domain[who]["fid"], "{:.1f}")
+        num(f"{key}_kid", domain[who]["kid"], "{:.3f}")
     rows = []
-    for f in files:
-        x = pil_to_tensor(load_image(f)).unsqueeze(0)
+    for frame in (100, 110, 119):
+        name = f"carphone_{frame:03d}.png"
+        x = pil_to_tensor(load_image(Path(root) / "testA" / name)).unsqueeze(0)
         y = run_generator(G, x)
         rec = run_generator(F, y)
-        truth = Path(root) / "testB" / f.name
-        rows.append([t2u8(x[0]), t2u8(y[0]), t2u8(rec[0])] + ([load_image(truth)] if truth.exists() else []))
-    save_synthetic(row_images(rows), "cyclegan-photo2winter.png",
-                   {"model": path.name, "columns": "input x, G(x), F(G(x)), true winter"})
+        rows.append([t2u8(x[0]), t2u8(y[0]), t2u8(rec[0]), load_image(Path(root) / "testB" / name)])
+    save_synthetic(row_images(rows), "cyclegan-face2cartoon.png",
+                   {"model": path.name, "columns": "input x, G(x), F(G(x)), true cartoon"})
     SECTIONS["cyclegan"] = "ok"
 
 

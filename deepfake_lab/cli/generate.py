@@ -1,7 +1,7 @@
 """The commands that generate media from a trained model: ``sample``, ``translate``, ``import``, ``swap``.
 
     deepfake-lab sample --model demo:digits -o digits.png
-    deepfake-lab translate --model cyclegan-photo2winter photo.jpg -o winter.png
+    deepfake-lab translate --model cyclegan-face2cartoon face.jpg -o cartoon.png
     deepfake-lab import cyclegan latest_net_G_A.pth -o G.safetensors
     deepfake-lab swap --source frame.png -o swapped.png
 
@@ -129,7 +129,7 @@ def _add_translate(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
     p.add_argument("--model", required=True, help="weights file, run folder, official .pth, or demo name "
-                                                  "(e.g. cyclegan-photo2winter)")
+                                                  "(e.g. cyclegan-face2cartoon)")
     p.add_argument("-o", "--out", required=True, help="output .png (one input) or folder")
     p.add_argument("--direction", default="auto", choices=("auto", "AtoB", "BtoA"),
                    help="CycleGAN: AtoB uses G (X -> Y), BtoA uses F (Y -> X); auto: the file's first generator")

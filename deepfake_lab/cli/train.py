@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -162,6 +163,8 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     cpu_start = time.process_time()
     result = fit(model, dataset, loop)
     cpu_seconds = time.process_time() - cpu_start
+    if rank == 0:  # what this run folder cost over all its sessions (a resumed run adds to it)
+        total_seconds, total_cpu = _add_time(Path(result.run_dir), result.seconds, cpu_seconds)
     if result.interrupted:
         print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
               "resume", file=sys.stderr)
@@ -176,18 +179,40 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     model.eval()
     metrics = row.evaluate(model, config, args.data) if row.evaluate is not None else None
     model.train()
-    summary = {"lesson": row.name, "data": str(args.data), "step": result.step, "seconds": round(result.seconds, 1),
-               "cpu_seconds": round(cpu_seconds, 1), "device": str(device), "precision": precision.name,
+    summary = {"lesson": row.name, "data": str(args.data), "step": result.step, "seconds": round(total_seconds, 1),
+               "cpu_seconds": round(total_cpu, 1), "device": str(device), "precision": precision.name,
                "seed": loop.seed, "metrics": metrics}
     (Path(result.run_dir) / "metrics.json").write_text(json.dumps(summary, indent=2))
-    print(f"trained to step {result.step} in {result.seconds:.1f} s (CPU time of this process {cpu_seconds:.1f} s); "
-          f"weights {result.weights}")
+    print(f"trained to step {result.step} in {result.seconds:.1f} s (CPU time of this process {cpu_seconds:.1f} s; "
+          f"of the run folder, all sessions: {total_seconds:.1f} s, CPU {total_cpu:.1f} s); weights {result.weights}")
     if metrics:
         print("metrics: " + json.dumps(metrics))
     if args.export:
         extra = {"steps": str(result.step), "seed": str(loop.seed), "data": str(args.data),
-                 "batch_size": str(loop.batch_size), "train_seconds": f"{result.seconds:.1f}",
-                 "cpu_seconds": f"{cpu_seconds:.1f}", row.metrics_key: metrics}
+                 "batch_size": str(loop.batch_size), "train_seconds": f"{total_seconds:.1f}",
+                 "cpu_seconds": f"{total_cpu:.1f}", row.metrics_key: metrics}
         path = row.export(model, config, args.export, extra)
         print(f"exported the inference networks (fp16) to {path or args.export}")
     return 0
+
+
+#: the training time of a run folder, summed over the sessions that trained it
+TIME_FILE = "time.json"
+
+
+def _add_time(run_dir: Path, seconds: float, cpu_seconds: float) -> tuple[float, float]:
+    """Add one session's wall-clock and CPU seconds to ``run_dir/time.json``; return the totals.
+
+    The loop's own timer starts again in every session, so without this a resumed run (or the command run
+    once more to export a finished one) would report only its last session. A damaged file counts as zero.
+    """
+    path = run_dir / TIME_FILE
+    try:
+        before = json.loads(path.read_text())
+        total = (float(before["seconds"]) + seconds, float(before["cpu_seconds"]) + cpu_seconds)
+    except (OSError, ValueError, KeyError, TypeError):
+        total = (seconds, cpu_seconds)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"seconds": round(total[0], 1), "cpu_seconds": round(total[1], 1)}))
+    os.replace(tmp, path)
+    return total

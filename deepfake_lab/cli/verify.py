@@ -1,6 +1,6 @@
 """``deepfake-lab verify FILE``: does an image or a video say it was made by this package, and how?
 
-    deepfake-lab verify winter.png
+    deepfake-lab verify cartoon.png
     deepfake-lab verify screenshot.jpg
     deepfake-lab verify animated.mp4 --json
 

@@ -3,7 +3,7 @@
 A data root holds ``trainA/`` and ``trainB/`` (and usually ``testA/`` and ``testB/``): images of
 domain A (X in the paper) and domain B (Y), any number of each, any sizes, with no correspondence
 between the two folders. This is what ``deepfake-lab fetch cyclegan horse2zebra`` unpacks, and what
-the embedded ``photo2winter`` set is built as (:mod:`deepfake_lab.data.embedded`).
+the embedded ``face2cartoon`` and ``photo2winter`` sets are built as (:mod:`deepfake_lab.data.embedded`).
 
 Every item is a dict ``{"A": (3, h, w), "B": (3, h, w), "A_path": str, "B_path": str}`` with images in
 [-1, 1]. As in the official ``UnalignedDataset``, the data set is as long as the larger folder; item i
@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from . import DataError
+from . import DataError, evenly_spaced
 from .images import crop_to_multiple, list_images, load_image, pil_to_tensor
 
 __all__ = ["PREPROCESS", "transform_image", "UnpairedImageFolder", "check_unaligned_root", "resolve_data_root"]
@@ -119,11 +119,13 @@ def resolve_data_root(spec: str | os.PathLike) -> Path:
 class UnpairedImageFolder(Dataset):
     """Images of ``<root>/<phase>A`` and ``<root>/<phase>B``, unpaired (see the module docstring).
 
-    ``max_items`` limits the data set's length (the official ``--max_dataset_size``).
+    ``max_items`` limits the data set's length (the official ``--max_dataset_size``); ``train_images`` keeps
+    only that many images of *each* folder, evenly spaced in name order (the data-size curves of the lesson).
     """
 
     def __init__(self, root: str | os.PathLike, phase: str = "train", preprocess: str = "resize_and_crop",
-                 load_size: int = 286, crop_size: int = 256, flip: bool = True, max_items: int | None = None):
+                 load_size: int = 286, crop_size: int = 256, flip: bool = True, max_items: int | None = None,
+                 train_images: int | None = None):
         if preprocess not in PREPROCESS:
             raise DataError(f"preprocess {preprocess!r}: use one of {', '.join(PREPROCESS)}")
         if crop_size % 4:
@@ -136,6 +138,10 @@ class UnpairedImageFolder(Dataset):
         for folder, paths in ((dir_a, self.paths_a), (dir_b, self.paths_b)):
             if not paths:
                 raise DataError(f"{folder}: no images in it (looked for .png, .jpg, .jpeg, .bmp, .tif, .webp ...)")
+        if train_images is not None:
+            self.paths_a, self.paths_b = (
+                [paths[i] for i in evenly_spaced(len(paths), train_images, f"images of {folder} (--train-images)")]
+                for folder, paths in ((dir_a, self.paths_a), (dir_b, self.paths_b)))
         self.preprocess, self.load_size, self.crop_size, self.flip = preprocess, load_size, crop_size, flip
         self.max_items = max_items
 
