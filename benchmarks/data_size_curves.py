@@ -12,8 +12,8 @@ and reads the held-out figures that the command itself writes to ``metrics.json`
 
 * **lesson 2, CycleGAN** on the embedded ``face2cartoon`` set: N = 12, 25, 50 images *per domain* (50 is
   all of it); G (face -> cartoon) on the 20 held-out frames against their true cartoons;
-* **lesson 3, pix2pix** on the carphone edges -> face task: N = 25, 50, 100 pairs (100 is all of it); on
-  the 20 held-out frames.
+* **lesson 3, pix2pix** on the carphone edges -> face task: N = 25, 50, 100 pairs (100 is all of it), the
+  paper's objective (``--lambda-vgg 0``: the demo's VGG term off); on the 20 held-out frames.
 
 Runs that already have a ``metrics.json`` are not trained again (delete the run folder to redo one). The
 results go to ``tutorial/assets/data-size-curves.json`` (with each run's command, CPU time and precision),
@@ -34,10 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "tutorial" / "assets" / "data-size-curves.json"
 POLICY = "color,translation,cutout"  # the DiffAugment paper's policy for small data
-#: lesson -> (training-set sizes, steps of every run, the metric read from metrics.json, how to find it)
+#: lesson -> training-set sizes, steps of every run, flags added to the demo preset's
+#: (pix2pix: the paper's objective, L1 + cGAN, without the demo's VGG term, so the curve is about pix2pix itself
+#: and a run costs a third)
 LESSONS = {
-    "cyclegan": {"sizes": (12, 25, 50), "steps": 1000, "unit": "images per domain", "all": 50},
-    "pix2pix": {"sizes": (25, 50, 100), "steps": 1200, "unit": "training pairs", "all": 100},
+    "cyclegan": {"sizes": (12, 25, 50), "steps": 1000, "unit": "images per domain", "all": 50, "flags": ()},
+    "pix2pix": {"sizes": (25, 50, 100), "steps": 1200, "unit": "training pairs", "all": 100,
+                "flags": ("--lambda-vgg", "0")},
 }
 METRICS = ("psnr", "ssim", "lpips_alex", "lpips")
 
@@ -56,7 +59,8 @@ def baseline(lesson: str, metrics: dict) -> dict[str, float]:
 
 def command(lesson: str, size: int, augment: bool, out: Path) -> list[str]:
     cmd = [str(Path(sys.executable).parent / "deepfake-lab"), "train", lesson, "--preset", "demo",
-           "--steps", str(LESSONS[lesson]["steps"]), "--train-images", str(size), "--out", str(out), "--no-progress"]
+           "--steps", str(LESSONS[lesson]["steps"]), "--train-images", str(size), *LESSONS[lesson]["flags"],
+           "--out", str(out), "--no-progress"]
     return cmd + (["--diffaugment", POLICY] if augment else [])
 
 

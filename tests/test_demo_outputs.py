@@ -15,7 +15,9 @@ RECORDED = Path(__file__).parent / "data" / "demo_outputs_before_refactor.safete
 #: demo models retrained since the recording, so their outputs differ on purpose; their cards' tests check them
 RETRAINED = {"gan-digits": "retrained on MNIST (gan-digits.md; tests/test_gan.py checks it on held-out digits)",
              **{f"cyclegan-{d}": "replaced by face2cartoon at 128 (cyclegan-face2cartoon.md; tests/test_cyclegan.py "
-                                 "checks it on held-out frames)" for d in ("AtoB", "BtoA")}}
+                                 "checks it on held-out frames)" for d in ("AtoB", "BtoA")},
+             "pix2pix": "retrained with pix2pixHD's VGG term (pix2pix-carphone-edges.md; tests/test_pix2pix.py checks it "
+                        "on held-out frames)"}
 TOLERANCE = 1e-4  # outputs in [-1, 1] or [0, 1]: far below one level of 255
 
 

@@ -229,7 +229,7 @@ def section_pix2pix() -> None:
 
     candidates = sorted(WEIGHTS.glob("pix2pix*.safetensors"))
     if not candidates:
-        raise Skip("no pix2pix demo weights; make them with `deepfake-lab train pix2pix --data edges2face --preset demo`")
+        raise Skip("no pix2pix demo weights; make them with `deepfake-lab train pix2pix --preset demo`")
     path = candidates[0]
     G, config = pix2pix.load_generator(path)
     try:
