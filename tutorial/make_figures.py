@@ -275,6 +275,45 @@ def section_pix2pix() -> None:
     SECTIONS["pix2pix"] = "ok"
 
 
+def section_data_size() -> None:
+    """The data-size curves: measured by ``benchmarks/data_size_curves.py`` (hours of CPU), drawn here."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.data_size_curves import LESSONS, RESULTS, table
+
+    results = json.loads(need(RESULTS, "python benchmarks/data_size_curves.py").read_text())
+    lessons = [name for name in LESSONS if results["lessons"].get(name)]
+    if not lessons:
+        raise Skip(f"{RESULTS.name} holds no runs; make them with `python benchmarks/data_size_curves.py`")
+    titles = {"cyclegan": "lesson 2, CycleGAN G (face -> cartoon)", "pix2pix": "lesson 3, pix2pix (edges -> face)"}
+    fig, axes = plt.subplots(1, len(lessons), figsize=(5.2 * len(lessons), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], lessons):
+        rows = results["lessons"][name]
+        for augment, style in (("", "o-"), ("color,translation,cutout", "s--")):
+            pts = sorted((r["train_images"], r["held_out"]["lpips_alex"]) for r in rows if r["diffaugment"] == augment)
+            ax.plot(*zip(*pts), style, label="DiffAugment" if augment else "no augmentation")
+        ax.axhline(rows[0]["baseline"]["lpips_alex"], color="grey", lw=1, ls=":",
+                   label="input unchanged" if name == "cyclegan" else "mean training frame")
+        ax.set_xscale("log")
+        ax.set_xticks(LESSONS[name]["sizes"], [str(n) for n in LESSONS[name]["sizes"]])
+        ax.set_xlabel(LESSONS[name]["unit"])
+        ax.set_ylabel("held-out LPIPS (AlexNet), lower is better")
+        ax.set_title(f"{titles[name]}, {rows[0]['steps']} steps", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = asset("data-size-curves.png")
+    fig.savefig(path, dpi=110)  # a chart of measured numbers: no generated pixels, no label
+    plt.close(fig)
+    TEXT["data_size_table"] = table({"lessons": {n: results["lessons"][n] for n in lessons}})
+    machine = results.get("machine", {})
+    num("data_size_machine", f"{machine.get('cpu', 'unknown CPU')}, {machine.get('runs_at_once', 1)} run(s) at once, "
+        "one thread each", "{}")
+    SECTIONS["data_size"] = "ok"
+
+
 def section_animation() -> None:
     from deepfake_lab import animation
     from deepfake_lab.data import animation_data
@@ -453,7 +492,8 @@ def render(template: str) -> str:
 
 
 SECTION_FUNCS = [("architectures", section_architectures), ("gan", section_gan), ("cyclegan", section_cyclegan),
-                 ("pix2pix", section_pix2pix), ("animation", section_animation), ("faceswap", section_faceswap),
+                 ("pix2pix", section_pix2pix), ("data_size", section_data_size), ("animation", section_animation),
+                 ("faceswap", section_faceswap),
                  ("detect", section_detect), ("demo_screenshots", section_demo)]
 
 
