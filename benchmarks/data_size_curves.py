@@ -58,7 +58,7 @@ def baseline(lesson: str, metrics: dict) -> dict[str, float]:
 
 
 def command(lesson: str, size: int, augment: bool, out: Path) -> list[str]:
-    cmd = [str(Path(sys.executable).parent / "deepfake-lab"), "train", lesson, "--preset", "demo",
+    cmd = [sys.executable, "-m", "deepfake_lab.cli", "train", lesson, "--preset", "demo",
            "--steps", str(LESSONS[lesson]["steps"]), "--train-images", str(size), *LESSONS[lesson]["flags"],
            "--out", str(out), "--no-progress"]
     return cmd + (["--diffaugment", POLICY] if augment else [])
@@ -70,13 +70,13 @@ def run_one(lesson: str, size: int, augment: bool, runs: Path) -> dict:
     if not (out / "metrics.json").exists():
         out.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        print("running:", " ".join(cmd[1:]), flush=True)
+        print("running:", " ".join(cmd[3:]), flush=True)
         with open(out / "train.log", "w") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
     summary = json.loads((out / "metrics.json").read_text())
     return {"lesson": lesson, "train_images": size, "diffaugment": POLICY if augment else "",
             "steps": summary["step"], "cpu_seconds": summary["cpu_seconds"], "precision": summary["precision"],
-            "command": "deepfake-lab " + " ".join(cmd[1:]).replace(str(out), f"runs/curves/{out.name}"),
+            "command": "deepfake-lab " + " ".join(cmd[3:]).replace(str(out), f"runs/curves/{out.name}"),
             "held_out": held_out(lesson, summary["metrics"]), "baseline": baseline(lesson, summary["metrics"])}
 
 
@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lesson", choices=tuple(LESSONS), action="append", help="only this lesson (repeatable)")
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "curves", help="where the runs go")
     p.add_argument("--jobs", type=int, default=1, help="runs at once (each on one thread)")
+    p.add_argument("--note", default="", help="how the machine was shared, for the record (e.g. another job ran)")
     p.add_argument("--table", action="store_true", help="only print the table of " + str(RESULTS.relative_to(ROOT)))
     args = p.parse_args(argv)
     if args.table:
@@ -118,25 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         results["lessons"][lesson] = [r for r in rows if r["lesson"] == lesson]
     import torch
 
-    results["machine"] = {"cpu": _cpu_model(), "torch": torch.__version__, "python": platform.python_version(),
-                          "threads_per_run": 1, "runs_at_once": args.jobs}
+    from deepfake_lab.device import machine_key
+
+    results["machine"] = {"cpu": machine_key(torch.device("cpu")), "torch": torch.__version__,
+                          "python": platform.python_version(), "threads_per_run": 1, "runs_at_once": args.jobs,
+                          "note": args.note}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print(table(results))
     print(f"wrote {RESULTS.relative_to(ROOT)} ({time.time() - started:.0f} s)")
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                native = "amx_bf16" in flags or "avx512_bf16" in flags
-                return line.split(":", 1)[1].strip() + (" (native bf16: AVX-512-bf16/AMX)" if native else " (AVX2)")
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

@@ -444,7 +444,8 @@ class CycleGANModel(LessonModel):
 #: named settings: (model config, loop config). ``default`` is the paper's (batch 1, 256 px, 200 epochs
 #: when ``--steps`` is not given); ``demo`` trains on this package's embedded ``face2cartoon`` set (128 px
 #: faces <-> cartoons) on a laptop CPU: 16 filters, 6 blocks (the paper's count at 128 px), batch 2 of the
-#: whole 128x128 crops with flips (a 0.5 M-parameter generator, 1 MB in fp16), and two measured departures.
+#: whole 128x128 crops with flips (a 0.5 M-parameter generator, 1 MB in fp16), and two measured departures
+#: (the third, BatchNorm statistics recomputed after training, is :func:`recompute_batchnorm_statistics`).
 #: BatchNorm (the official ``--norm batch``) instead of InstanceNorm: InstanceNorm subtracts each feature
 #: map's mean over the image, so a small generator cannot tell the overall brightness and colour it has to
 #: keep or change (on the earlier photo2winter tiles an InstanceNorm run stayed below doing nothing).

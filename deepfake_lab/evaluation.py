@@ -56,6 +56,13 @@ def run_generator(G: nn.Module, images: torch.Tensor, precision: Precision | Non
     return torch.cat(outs)
 
 
+def _sides(direction: str) -> tuple[str, str]:
+    """("A", "B") for G (``"AtoB"``), ("B", "A") for F (``"BtoA"``); anything else is an error."""
+    if direction not in ("AtoB", "BtoA"):
+        raise ValueError(f"direction {direction!r}: use AtoB (G, testA -> testB) or BtoA (F, testB -> testA)")
+    return ("A", "B") if direction == "AtoB" else ("B", "A")
+
+
 @torch.no_grad()
 def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: int | None = None,
                    precision: Precision | None = None, direction: str = "AtoB",
@@ -74,7 +81,7 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     from .metrics import pair_scores
 
     root = Path(root)
-    src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
+    src, dst = _sides(direction)
     files = list_images(root / f"{phase}{src}")[:limit]
     truth_dir = root / f"{phase}{dst}"
     if not files or not all((truth_dir / f.name).exists() for f in files):
@@ -110,7 +117,7 @@ def domain_distances(G: nn.Module, root: str | Path, direction: str = "AtoB", ph
     from .metrics import fid, inception_features, kid
 
     root = Path(root)
-    src, dst = ("A", "B") if direction == "AtoB" else ("B", "A")
+    src, dst = _sides(direction)
 
     def stack(folder: Path) -> torch.Tensor:
         files = list_images(folder)

@@ -488,8 +488,8 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 #: CPU minutes (native bf16): a narrow unet_128 (2.6 M parameters, 5.2 MB in fp16), PatchGAN (ndf 16), no scale
 #: jitter (load = crop = 128, flips only): with one fixed camera, scale jitter makes training faces ~12 %
 #: larger than the test faces and cost ~1 dB here (``assets/weights/pix2pix-ablation.md``); and pix2pixHD's
-#: VGG feature term (``lambda_vgg`` 10) for 4,800 steps, which took held-out LPIPS-Alex from 0.152 to 0.125
-#: (``assets/weights/pix2pix-carphone-edges.md``)
+#: VGG feature term (``lambda_vgg`` 10) for 4,800 steps, which took held-out LPIPS-Alex (a network the loss
+#: does not use) from 0.152 to 0.125 (``assets/weights/pix2pix-carphone-edges.md``)
 PRESETS: dict[str, tuple[Pix2PixConfig, LoopConfig, str]] = {
     "default": (Pix2PixConfig(), LoopConfig(steps=0, batch_size=1, out_dir="runs/pix2pix", sample_every=1000,
                                              checkpoint_every=5000, log_every=50), "carphone-edges"),

@@ -225,6 +225,8 @@ class TrainResult:
     weights: Path | None = None
     interrupted: bool = False
     seconds: float = 0.0
+    #: the checkpoint step this session resumed from; None when it started from scratch
+    resumed_from: int | None = None
 
 
 class _DeferredInterrupt:
@@ -360,7 +362,7 @@ def fit(model: LessonModel, dataset: Dataset, cfg: LoopConfig) -> TrainResult:
     if world > 1:
         assert_in_sync(model)
         unwrap_distributed(model)  # callers evaluate and export the networks themselves
-    return TrainResult(run_dir, step, losses, weights, interrupted, time.perf_counter() - started)
+    return TrainResult(run_dir, step, losses, weights, interrupted, time.perf_counter() - started, resumed)
 
 
 def _truncate_log(path: Path, step: int) -> None:

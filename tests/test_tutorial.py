@@ -77,7 +77,7 @@ def test_generated_figures_are_labelled_synthetic(text):
 
     for link in IMAGE_LINK.findall(text):
         name = Path(link).name
-        if name.startswith("demo-"):  # screenshots of the app, not generated images
+        if name.startswith(("demo-", "chart-")):  # screenshots of the app and charts of measured numbers
             continue
         info = read_provenance(TUTORIAL / link)
         assert info.get("synthetic") == "true", f"{link}: a generated figure without provenance metadata ({info})"

