@@ -281,6 +281,7 @@ def section_data_size() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from benchmarks.data_size_curves import LESSONS, RESULTS, table
 
@@ -299,6 +300,7 @@ def section_data_size() -> None:
                    label="input unchanged" if name == "cyclegan" else "mean training frame")
         ax.set_xscale("log")
         ax.set_xticks(LESSONS[name]["sizes"], [str(n) for n in LESSONS[name]["sizes"]])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(LESSONS[name]["unit"])
         ax.set_ylabel("held-out LPIPS (AlexNet), lower is better")
         ax.set_title(f"{titles[name]}, {rows[0]['steps']} steps", fontsize=9)
