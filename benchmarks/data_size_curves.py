@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from deepfake_lab.device import machine_key
 
+    torch.set_num_threads(1)  # the key names the threads: each run had one
     results["machine"] = {"cpu": machine_key(torch.device("cpu")), "torch": torch.__version__,
                           "python": platform.python_version(), "threads_per_run": 1, "runs_at_once": args.jobs,
                           "note": args.note}
