@@ -29,8 +29,8 @@ from .device import Precision
 from .faceswap import swap_faces
 from .pix2pix import Pix2PixConfig, translate
 
-__all__ = ["run_generator", "evaluate_pairs", "domain_distances", "cyclegan_held_out", "sharpness_gap", "evaluate",
-           "face_baselines", "face_task_report", "pix2pix_held_out", "evaluate_reconstruction", "identity_similarity",
+__all__ = ["run_generator", "as_saved", "evaluate_pairs", "domain_distances", "cyclegan_held_out", "sharpness_gap",
+           "evaluate", "face_baselines", "face_task_report", "pix2pix_held_out", "evaluate_reconstruction", "identity_similarity",
            "faceswap_held_out"]
 
 
@@ -54,6 +54,11 @@ def run_generator(G: nn.Module, images: torch.Tensor, precision: Precision | Non
             y = G(x)
         outs.append(unpad(y.float(), size).cpu())
     return torch.cat(outs)
+
+
+def as_saved(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] rounded to the 256 levels a saved 8-bit picture has (what a user would score)."""
+    return images.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
 
 
 def _sides(direction: str) -> tuple[str, str]:
@@ -90,7 +95,7 @@ def evaluate_pairs(G: nn.Module, root: str | Path, phase: str = "test", limit: i
     x = torch.stack([pil_to_tensor(load_image(f)) for f in files])                 # (N, 3, H, W)
     y = torch.stack([pil_to_tensor(load_image(truth_dir / f.name)) for f in files])
     fake = run_generator(G, x, precision)
-    fake = fake.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)          # as saved: 8 bits
+    fake = as_saved(fake)
 
     wanted = ("psnr", "ssim", "l1", "lpips") if perceptual else ("psnr", "ssim", "l1")
 
@@ -126,7 +131,7 @@ def domain_distances(G: nn.Module, root: str | Path, direction: str = "AtoB", ph
         return torch.stack([pil_to_tensor(load_image(f)) for f in files])
 
     x, target = stack(root / f"{phase}{src}"), stack(root / f"train{dst}")
-    fake = run_generator(G, x).clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)  # as saved: 8 bits
+    fake = as_saved(run_generator(G, x))
     ref = inception_features(target)
     result: dict[str, Any] = {"images": len(x), "reference": len(target)}
     for name, images in (("G", fake), ("identity", x)):

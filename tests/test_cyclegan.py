@@ -558,10 +558,6 @@ def test_demo_weights_are_small_fp16_and_documented():
         assert fact in card
 
 
-def _image(path: Path) -> torch.Tensor:
-    return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None] / 127.5 - 1
-
-
 @needs_demo
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
 def test_demo_beats_doing_nothing_on_every_app_example_and_on_the_held_out_set(face2cartoon, direction):
@@ -569,14 +565,16 @@ def test_demo_beats_doing_nothing_on_every_app_example_and_on_the_held_out_set(f
     PSNR, SSIM and both LPIPS heads; over all 20 held-out frames too, and nearer the cartoon domain (FID, KID).
     F (cartoon -> face) is held to the same bar."""
     from deepfake_lab.app.examples import CARTOON_FRAMES, PHOTO_FRAMES
-    from deepfake_lab.evaluation import run_generator
+    from deepfake_lab.data.images import load_image, pil_to_tensor
+    from deepfake_lab.evaluation import as_saved, run_generator
     from deepfake_lab.metrics import pair_scores
 
     G, _ = load_generator(DEMO, direction)
     src, dst = ("testA", "testB") if direction == "AtoB" else ("testB", "testA")
     for frame in PHOTO_FRAMES if direction == "AtoB" else CARTOON_FRAMES:
-        x, truth = (_image(face2cartoon / part / f"carphone_{frame:03d}.png") for part in (src, dst))
-        out = run_generator(G, x).clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)  # 8 bits, as shown
+        x, truth = (pil_to_tensor(load_image(face2cartoon / part / f"carphone_{frame:03d}.png"))[None]
+                    for part in (src, dst))
+        out = as_saved(run_generator(G, x))  # 8 bits, as the app shows it
         ours, nothing = pair_scores(out, truth), pair_scores(x, truth)
         assert ours["psnr"] > nothing["psnr"] and ours["ssim"] > nothing["ssim"], (frame, ours, nothing)
         assert ours["lpips_alex"] < nothing["lpips_alex"] and ours["lpips"] < nothing["lpips"], (frame, ours, nothing)
