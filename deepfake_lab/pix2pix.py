@@ -106,7 +106,8 @@ class Pix2PixConfig:
         if self.direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction {self.direction!r}: use AtoB or BtoA")
         if self.lambda_vgg < 0:
-            raise ValueError(f"lambda_vgg {self.lambda_vgg}: need 0 (off) or a positive weight (pix2pixHD: 10)")
+            raise ValueError(f"lambda_vgg {self.lambda_vgg} (--lambda-vgg): need 0 (off) or a positive weight "
+                             "(pix2pixHD: 10)")
         if self.diffaugment:
             DiffAugment(self.diffaugment)  # raises for an unknown policy, naming the allowed ones
 
