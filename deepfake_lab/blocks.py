@@ -10,6 +10,7 @@
 * :func:`mlp_layer`: linear, normalisation, activation, for the MLP GAN of Goodfellow et al. 2014.
 * :func:`init_weights`: the N(0, 0.02) initialisation of DCGAN and the official CycleGAN/pix2pix code.
 * :func:`count_parameters`: the number every paper and the official code print for a network.
+* :func:`standing_statistics`: BatchNorm statistics measured afresh for a network's current weights.
 
 All are plain :class:`torch.nn.Sequential` subclasses or small modules, so their state-dict keys are
 predictable (``0.weight``, ``1.weight``...) and a lesson can match an official key layout.
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 __all__ = ["NORMS", "ACTIVATIONS", "norm_layer", "activation", "ConvNormAct", "ResidualBlock", "DownBlock", "UpBlock",
-           "mlp_layer", "init_weights", "count_parameters"]
+           "mlp_layer", "init_weights", "count_parameters", "standing_statistics"]
 
 #: normalisation names understood by :func:`norm_layer`
 NORMS = ("batch", "instance", "layer", "none")
@@ -234,3 +235,25 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> nn
 def count_parameters(net: nn.Module) -> int:
     """Number of trainable numbers in ``net`` (the figure papers and the official code print)."""
     return sum(p.numel() for p in net.parameters())
+
+
+@torch.no_grad()
+def standing_statistics(net: nn.Module, make_input, batches: int = 16) -> nn.Module:
+    """Re-measure every BatchNorm's running mean and variance for ``net``'s weights as they are; returns ``net``.
+
+    An average of weights (an EMA of G) never ran a forward pass, so the statistics it carries belong to
+    other weights. Here they become the plain average over ``batches`` forward passes of
+    ``make_input(i)`` in training mode ("standing statistics", Brock et al. 2019, BigGAN §4 and App. C);
+    ``net`` ends in eval mode, every other buffer and weight unchanged.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: a cumulative average over the passes below
+    net.train()
+    for i in range(batches):
+        net(make_input(i))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return net.eval()

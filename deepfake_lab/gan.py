@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from . import checkpoints as ckpt
-from .blocks import ConvNormAct, DownBlock, UpBlock, init_weights, mlp_layer
+from .blocks import ConvNormAct, DownBlock, UpBlock, init_weights, mlp_layer, standing_statistics
 from .device import Precision
 from .diffaugment import DiffAugment
 from .distributed import unwrap
@@ -44,10 +44,10 @@ from .settings import demo_weights
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict
 from .run_folder import open_weights
 
-__all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator",
-           "build_generator", "build_discriminator", "GANModel", "PRESETS", "preset", "make_dataset",
-           "demo_weights_path", "load_generator", "sample", "interpolate_latents", "scatter_plot",
-           "export_generator", "gpu_check_generator"]
+__all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "build_generator",
+           "average_statistics", "build_discriminator", "GANModel", "PRESETS", "preset", "make_dataset",
+           "demo_weights_path", "load_generator", "sample", "interpolate_latents", "scatter_plot", "export_generator",
+           "gpu_check_generator"]
 
 #: data sets this lesson trains on: 2-D mixtures and digit images
 POINT_DATA = ("ring8", "grid25")
@@ -266,6 +266,12 @@ def build_generator(config: GANConfig) -> nn.Module:
     return init_weights(G, "normal", 0.02) if config.init == "normal" else G
 
 
+def average_statistics(G: nn.Module, config: GANConfig) -> nn.Module:
+    """An averaged G with BatchNorm statistics of its own: 16 batches of 64 noise vectors from a fixed seed."""
+    noise, device = torch.Generator().manual_seed(4321), next(G.parameters()).device
+    return standing_statistics(G, lambda i: torch.randn(64, config.latent_dim, generator=noise).to(device))
+
+
 def build_discriminator(config: GANConfig) -> nn.Module:
     """The discriminator ``config`` describes, initialised (``config.init``)."""
     config.validate()
@@ -311,10 +317,9 @@ class GANModel(LessonModel):
             start = total_steps - decay_steps
             factor = lambda step: min(1.0, max(0.0, (total_steps - step) / decay_steps)) if step > start else 1.0  # noqa: E731
             self.scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.opts.items()}
-        # a fixed noise batch, drawn from its own generator, so sample grids show the same z at every step
-        n_fixed = 2000 if config.is_points else 64
-        self.fixed_z = torch.randn(n_fixed, config.latent_dim, generator=torch.Generator().manual_seed(1234))
-        self.fixed_z = self.fixed_z.to(self.device)
+        # a fixed noise batch (2000 points, 64 images) from its own generator: grids show the same z at every step
+        fixed = torch.Generator().manual_seed(1234)
+        self.fixed_z = torch.randn(2000 if config.is_points else 64, config.latent_dim, generator=fixed).to(self.device)
         self.d_updates = 0
         # the averaged generator (config.ema): a frozen copy that follows G after each of its steps
         self.G_ema = copy.deepcopy(self.nets["G"]).eval().requires_grad_(False) if config.ema else None
@@ -374,16 +379,14 @@ class GANModel(LessonModel):
 
     @torch.no_grad()
     def update_average(self) -> None:
-        """theta_ema <- decay * theta_ema + (1 - decay) * theta_G; buffers (BatchNorm statistics) copied from G."""
-        G = unwrap(self.nets["G"])
-        for averaged, current in zip(self.G_ema.parameters(), G.parameters()):
+        """theta_ema <- decay * theta_ema + (1 - decay) * theta_G (weights only; see inference_generator)."""
+        for averaged, current in zip(self.G_ema.parameters(), unwrap(self.nets["G"]).parameters()):
             averaged.lerp_(current.detach(), 1.0 - self.config.ema)
-        for averaged, current in zip(self.G_ema.buffers(), G.buffers()):
-            averaged.copy_(current)
 
     def inference_generator(self) -> nn.Module:
-        """The generator to sample, evaluate and export: the average with ``config.ema``, else G itself."""
-        return self.G_ema if self.G_ema is not None else unwrap(self.nets["G"])
+        """The generator to sample, evaluate and export: G itself, or with ``config.ema`` the average, whose
+        BatchNorm statistics are measured for its own weights (16 fixed noise batches; G's would not fit)."""
+        return unwrap(self.nets["G"]) if self.G_ema is None else average_statistics(self.G_ema, self.config)
 
     # -- hooks ----------------------------------------------------------------------------------
     @torch.no_grad()

@@ -96,6 +96,22 @@ def log_sigmoid(x: float) -> float:
     return -math.log1p(math.exp(-x))
 
 
+def test_standing_statistics_measure_batchnorm_for_the_weights_as_they_are():
+    from deepfake_lab.blocks import standing_statistics
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3))
+    inputs = [torch.randn(8, 3) * 2 + 1 for _ in range(5)]
+    weight = net[0].weight.detach().clone()
+    assert standing_statistics(net, lambda i: inputs[i], batches=5) is net and not net.training
+    hidden = [net[0](x).detach() for x in inputs]
+    # the plain average over the 5 passes of each batch's mean and unbiased variance, as BatchNorm records them
+    assert torch.allclose(net[1].running_mean, torch.stack([h.mean(0) for h in hidden]).mean(0), atol=1e-6)
+    assert torch.allclose(net[1].running_var, torch.stack([h.var(0) for h in hidden]).mean(0), atol=1e-5)
+    assert net[1].momentum == 0.3 and torch.equal(net[0].weight, weight)  # settings and weights untouched
+    assert int(net[1].num_batches_tracked) == 5
+
+
 def test_bce_losses_by_hand():
     # D: -mean log sigma(real) - mean log(1 - sigma(fake))
     want_d = -(log_sigmoid(0) + log_sigmoid(2)) / 2 - (math.log(0.5) + math.log(1 - 1 / (1 + math.e))) / 2

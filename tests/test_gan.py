@@ -306,6 +306,11 @@ def test_the_averaged_generator_follows_g_is_saved_with_the_run_and_is_what_is_e
     for averaged, before, now in zip(model.G_ema.parameters(), start, model.nets["G"].parameters()):
         assert torch.allclose(averaged, 0.5 * before + 0.5 * now.detach())  # decay 0.5: halfway
     assert model.inference_generator() is model.G_ema and not model.G_ema.training
+    # its BatchNorm statistics are its own (measured on noise), not G's, which belong to other weights
+    first = next(m for m in model.G_ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.equal(first.running_mean, next(m for m in model.nets["G"].modules()
+                                                    if isinstance(m, torch.nn.BatchNorm2d)).running_mean)
+    assert int(first.num_batches_tracked) == 16
     again = GANModel(config)
     again.load_extra_state(model.extra_state())
     assert all(torch.equal(a, b) for a, b in zip(again.G_ema.state_dict().values(), model.G_ema.state_dict().values()))
