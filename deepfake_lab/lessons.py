@@ -320,7 +320,10 @@ def _animation_dataset(config, data: str, options):
 
     repeats = options.get("repeats")
     if data in ("demo", "carphone"):
-        return demo_training_set(config.image_size, repeats=repeats or 8)
+        return demo_training_set(config.image_size, repeats=repeats or 8,
+                                 portrait_weight=options.get("portrait_weight") or 1)
+    if options.get("portrait_weight"):
+        raise UserError(f"--portrait-weight: only for --data demo (its two portrait pseudo-videos), not {data}")
     if not Path(data).exists():
         raise UserError(f"--data {data}: no such folder; use 'demo' or a folder of videos (root/train/<video>)")
     return FramesDataset(data, config.image_size, split="train", repeats=repeats or 1)
@@ -351,7 +354,9 @@ ANIMATION = Lesson(
     flags=(Flag("--image-size", "frame size (256 official, 64 demo)", int, "image_size"),
            Flag("--num-kp", "number of keypoints (10)", int, "num_kp"),
            Flag("--lr", "Adam learning rate (2e-4)", float, "lr"),
-           Flag("--repeats", "items per video per epoch (official num_repeats)", int)),
+           Flag("--repeats", "items per video per epoch (official num_repeats)", int),
+           Flag("--portrait-weight", "--data demo: pairs from each portrait pseudo-video for every 8 carphone pairs "
+                "(default 1)", int)),
     evaluate=_animation_evaluate,
     metrics_key="carphone_heldout",
     demo_weights=("animation-demo",),

@@ -403,6 +403,18 @@ def test_pairs_are_two_frames_of_one_video_and_pseudo_videos_move():
     assert np.array_equal(clip, pseudo_video(portrait, n_frames=6, size=32, seed=0))  # reproducible
 
 
+def test_the_portrait_weight_sets_the_share_of_portrait_pairs(capsys):
+    from deepfake_lab.data import DataError
+    from deepfake_lab.data.animation_data import demo_training_set
+
+    assert demo_training_set(32).index == [0] * 8 + [1, 2]  # 8 carphone pairs, 1 from each portrait
+    assert demo_training_set(32, repeats=2, portrait_weight=4).index == ([0] * 8 + [1] * 4 + [2] * 4) * 2
+    with pytest.raises(DataError, match="--portrait-weight 0"):
+        demo_training_set(32, portrait_weight=0)
+    assert cli.main(["train", "animation", "--data", str(Path(__file__).parent), "--portrait-weight", "2"]) == 2
+    assert "--portrait-weight: only for --data demo" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------------
 # The demo weights, the API and the command line
 # ------------------------------------------------------------------------------------------------

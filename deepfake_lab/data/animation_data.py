@@ -224,16 +224,21 @@ PORTRAIT_MOTION = {"roll": 10.0, "zoom": 0.08, "shift": 0.12, "warp": 0.03,
                    "gain": 0.0, "contrast": 0.0, "tint": 0.0}
 
 
-def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48) -> VideoPairDataset:
+def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
+                      portrait_weight: int = 1) -> VideoPairDataset:
     """The offline training set of the demo weights: carphone frames 0-89 and two pseudo-videos.
 
-    Per epoch: 8 pairs from carphone for every pair from each portrait's pseudo-video.
+    Per epoch: 8 pairs from carphone for every ``portrait_weight`` pairs from each portrait's pseudo-video
+    (1: four fifths of the pairs show the carphone man; 4: half of them).
     """
+    if not 1 <= portrait_weight <= 64:
+        raise DataError(f"--portrait-weight {portrait_weight}: give a whole number from 1 to 64 (pairs from each "
+                        "portrait for every 8 from carphone)")
     train, _ = carphone_split(size)
     stills = portrait_stills(size)
     videos = [train] + [pseudo_video(img, pseudo_frames, size, seed=i, **PORTRAIT_MOTION)
                         for i, img in enumerate(stills.values())]
-    return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [1] * len(stills))
+    return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [portrait_weight] * len(stills))
 
 
 # --------------------------------------------------------------------------------------------
