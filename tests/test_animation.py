@@ -444,6 +444,12 @@ def test_motion_transfer_is_one_for_the_driver_zero_when_still_and_negative_when
     assert motion_transfer(driving, driving) == pytest.approx(1.0)
     assert motion_transfer(driving, np.repeat(driving[:1], 30, axis=0)) == pytest.approx(0.0, abs=0.01)  # still
     assert motion_transfer(driving, driving[::-1].copy()) < 0  # motion, but not the driver's
+    # one analysis size (FLOW_SIZE): the same motion at 128x128 scores as at 64x64
+    from deepfake_lab.data.animation_data import resize_frames
+
+    assert motion_transfer(driving, resize_frames(driving, 128)) > 0.98
+    at_128 = motion_field(resize_frames(driving, 128), size=128)  # flow at the larger size: the same motion differs
+    assert 1 - np.abs(at_128 - field).sum() / np.abs(field).sum() < 0.8
     with pytest.raises(ValueError, match="same length"):
         motion_transfer(driving, driving[:10])
     with pytest.raises(ValueError, match="no motion at all"):
