@@ -5,7 +5,7 @@
 
 Times :func:`deepfake_lab.app.tab_live.live_frame`, the function the tab's camera stream calls for every
 frame, on the frames of the carphone clip (176x144, the size of a small webcam picture) with the demo model
-(64x64 inside, 128x128 panels), in-process: no browser, no network. The frames go through in order, as a
+(128x128 inside, 128x128 panels), in-process: no browser, no network. The frames go through in order, as a
 camera's would, so the face cascade runs on every ``DETECT_EVERY``-th one, as it does live. Then the same
 frame's parts, one at a time, to show where the time goes: the face cascade, the crop and keypoints, the
 generator, drawing the keypoints, the labels (invisible watermark and SYNTHETIC strip, and the strip alone)

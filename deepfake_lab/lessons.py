@@ -351,7 +351,7 @@ ANIMATION = Lesson(
     default_data="demo",
     data_help="'demo' (carphone frames 0-89 + portrait pseudo-videos; default) or a folder in the official layout: "
               "root/train/<video> (frame folders, .mp4/.gif files or image strips)",
-    flags=(Flag("--image-size", "frame size (256 official, 64 demo)", int, "image_size"),
+    flags=(Flag("--image-size", "frame size (256 official, 64 demo, 128 demo-128)", int, "image_size"),
            Flag("--num-kp", "number of keypoints (10)", int, "num_kp"),
            Flag("--lr", "Adam learning rate (2e-4)", float, "lr"),
            Flag("--repeats", "items per video per epoch (official num_repeats)", int),

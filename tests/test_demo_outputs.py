@@ -17,7 +17,9 @@ RETRAINED = {"gan-digits": "retrained on MNIST (gan-digits.md; tests/test_gan.py
              **{f"cyclegan-{d}": "replaced by face2cartoon at 128 (cyclegan-face2cartoon.md; tests/test_cyclegan.py "
                                  "checks it on held-out frames)" for d in ("AtoB", "BtoA")},
              "pix2pix": "retrained with pix2pixHD's VGG term (pix2pix-carphone-edges.md; tests/test_pix2pix.py checks it "
-                        "on held-out frames)"}
+                        "on held-out frames)",
+             **{f"animation-{part}": "retrained at 128x128 (animation-demo.md; tests/test_animation.py checks it on "
+                                     "held-out frames and other people)" for part in ("prediction", "kp")}}
 TOLERANCE = 1e-4  # outputs in [-1, 1] or [0, 1]: far below one level of 255
 
 

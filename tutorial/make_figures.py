@@ -328,6 +328,10 @@ def section_animation() -> None:
         num(f"anim_{k}", v, "{:.4f}" if isinstance(v, float) else "{}")
     num("anim_l1_margin_pct", abs(100 * scores.l1_margin), "{:.1f}")
     TEXT["anim_l1_direction"] = "lower" if scores.l1_margin > 0 else "higher"
+    for other in animation.evaluate_transfer(model):
+        num(f"anim_transfer_{other.portrait}", other.transfer)
+        num(f"anim_to_source_{other.portrait}", other.to_source_l1, "{:.4f}")
+        num(f"anim_to_driver_{other.portrait}", other.to_driver_l1, "{:.4f}")
     driving = animation_data.read_frames(animation_data.example_driving_path(), max_frames=60)[::12][:5]
     source = portrait("grace_hopper")
     frames, details = animation.animate(model, source, driving, return_details=True)

@@ -23,7 +23,7 @@ The small API the app and the notebook use::
     frames = animate(model, photo, driving_frames)      # list of (S, S, 3) uint8
     parts = motion_details(model, photo, one_frame)     # keypoints, masks, flow, occlusion ...
 """
-from .evaluate import ReconstructionScores, evaluate_carphone, reconstruction_scores
+from .evaluate import ReconstructionScores, evaluate_carphone, evaluate_transfer, reconstruction_scores
 from .importer import DEMO_WEIGHTS, load_animation_model, load_official_checkpoint, save_animation_model
 from .media import read_video_metadata, write_labelled_video
 from .model import (LOOP_PRESETS, OFFICIAL_PARAMETER_COUNTS, PRESETS, AnimationConfig, AnimationModel,
@@ -34,5 +34,5 @@ from .transfer import (animate, crop_driving, crop_source, draw_keypoints, flow_
 __all__ = ["AnimationConfig", "AnimationModel", "FirstOrderModel", "PRESETS", "LOOP_PRESETS", "OFFICIAL_PARAMETER_COUNTS",
            "build_networks", "load_animation_model", "load_official_checkpoint", "save_animation_model", "DEMO_WEIGHTS",
            "animate", "motion_details", "normalize_kp", "crop_source", "crop_driving", "draw_keypoints", "flow_to_rgb",
-           "mask_to_rgb", "reconstruction_scores", "evaluate_carphone", "ReconstructionScores",
+           "mask_to_rgb", "reconstruction_scores", "evaluate_carphone", "evaluate_transfer", "ReconstructionScores",
            "write_labelled_video", "read_video_metadata", "gpu_check_generator"]

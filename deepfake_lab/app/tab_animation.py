@@ -13,7 +13,7 @@ Switches, as in the paper's demo:
 * **crop to the face**: a square around the largest face (Haar cascade) of the photo and one fixed box for
   the whole video; off, the centre square is used.
 
-The model is the demo one (64x64, trained for this course) or an official First Order Motion Model
+The model is the demo one (128x128, trained for this course) or an official First Order Motion Model
 checkpoint (``vox-cpk.pth.tar``, 256x256) from the cache's models folder, chosen by name (*Refresh* lists
 files added since; :mod:`~deepfake_lab.app.models`), or any other file by its path (an official
 ``.pth.tar``, a ``.safetensors`` of ``deepfake-lab train animation`` or its run folder). It is read by

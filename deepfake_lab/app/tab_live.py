@@ -1,6 +1,6 @@
 """Tab "Live" (lesson 4 in real time): the browser's camera drives a portrait, frame by frame, on the CPU.
 
-The same First Order Motion Model as the Animation tab (its 64x64 demo weights), one camera frame at a
+The same First Order Motion Model as the Animation tab (its 128x128 demo weights), one camera frame at a
 time instead of a whole video (:func:`live_frame`):
 
 1. **the face box** is followed, not searched for in every frame: the face cascade
@@ -61,7 +61,7 @@ TITLE = "Live"
 MODELS = ()
 ANIMATION = spec("animation-demo")
 
-#: each of the three panels (portrait | camera | result), in pixels; the model itself works at 64x64
+#: each of the three panels (portrait | camera | result), in pixels; the demo model itself works at 128x128
 PANEL = 128
 #: the face cascade runs on every this many frames (and on every frame while no face has been found)
 DETECT_EVERY = 10
@@ -283,7 +283,7 @@ def build(ctx: AppContext, demo) -> None:
 
     gr.Markdown(
         "### Your face moves a portrait, live\nStart the camera: the first frame is the reference pose, and the "
-        "portrait moves as your face moves away from it (relative motion, as in the Animation tab). The 64x64 "
+        "portrait moves as your face moves away from it (relative motion, as in the Animation tab). The 128x128 "
         "demo model runs on this computer's processor, one frame at a time; nothing is recorded or kept.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
