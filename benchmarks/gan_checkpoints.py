@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from deepfake_lab import checkpoints as ckpt
 from deepfake_lab import gan
 
 
@@ -35,9 +36,15 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     for path in steps:
         G, config = gan.load_generator(path)
-        line = f"{path.stem}  G: {_line(gan.evaluate_generator(G, config))}"
+        scores = gan.evaluate_generator(G, config)
+        if "confident_share" not in scores:
+            print(f"{args.run}: a run on --data {config.data}; this script scores digit runs (mnist-subset, digits) "
+                  "and needs the digit classifier's weights (deepfake_lab/assets/weights/digit-classifier.safetensors)",
+                  file=sys.stderr)
+            return 2
+        line = f"{path.stem}  G: {_line(scores)}"
         state_file = path.with_suffix(".state.pt")
-        average = torch.load(state_file, weights_only=True)["extra"].get("G_ema") if state_file.exists() else None
+        average = ckpt.load_state(state_file)["extra"].get("G_ema") if state_file.exists() else None
         if average is not None:
             E = gan.build_generator(config)
             E.load_state_dict(average)

@@ -252,8 +252,11 @@ def standing_statistics(net: nn.Module, make_input, batches: int = 16) -> nn.Mod
         m.reset_running_stats()
         m.momentum = None  # None: a cumulative average over the passes below
     net.train()
-    for i in range(batches):
-        net(make_input(i))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    return net.eval()
+    try:
+        for i in range(batches):
+            net(make_input(i))
+    finally:  # a failing forward pass leaves the settings as they were (and the network in eval mode)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        net.eval()
+    return net

@@ -318,12 +318,13 @@ PIX2PIX = Lesson(
 def _animation_dataset(config, data: str, options):
     from .data.animation_data import FramesDataset, demo_training_set
 
-    repeats = options.get("repeats")
+    repeats, weight = options.get("repeats"), options.get("portrait_weight")
     if data in ("demo", "carphone"):
-        return demo_training_set(config.image_size, repeats=repeats or 8,
-                                 portrait_weight=options.get("portrait_weight") or 1)
-    if options.get("portrait_weight"):
-        raise UserError(f"--portrait-weight: only for --data demo (its two portrait pseudo-videos), not {data}")
+        weight = 1 if weight is None else weight
+        return demo_training_set(config.image_size, repeats=repeats or 8, portrait_weight=weight)
+    if weight is not None:
+        raise UserError(f"--portrait-weight: only for --data demo or carphone (their portrait pseudo-videos), "
+                        f"not {data}")
     if not Path(data).exists():
         raise UserError(f"--data {data}: no such folder; use 'demo' or a folder of videos (root/train/<video>)")
     return FramesDataset(data, config.image_size, split="train", repeats=repeats or 1)

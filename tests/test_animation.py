@@ -411,6 +411,8 @@ def test_the_portrait_weight_sets_the_share_of_portrait_pairs(capsys):
     assert demo_training_set(32, repeats=2, portrait_weight=4).index == ([0] * 8 + [1] * 4 + [2] * 4) * 2
     with pytest.raises(DataError, match="--portrait-weight 0"):
         demo_training_set(32, portrait_weight=0)
+    assert cli.main(["train", "animation", "--portrait-weight", "0", "--steps", "1"]) == 2  # refused, not taken as 1
+    assert "--portrait-weight 0: give a whole number from 1 to 64" in capsys.readouterr().err
     assert cli.main(["train", "animation", "--data", str(Path(__file__).parent), "--portrait-weight", "2"]) == 2
     assert "--portrait-weight: only for --data demo" in capsys.readouterr().err
 

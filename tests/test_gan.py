@@ -319,3 +319,19 @@ def test_the_averaged_generator_follows_g_is_saved_with_the_run_and_is_what_is_e
     assert GANModel(GANConfig(data="digits", ngf=8, ndf=8)).inference_generator().training  # no average: G itself
     with pytest.raises(ValueError, match="--ema 1.0"):
         GANConfig(data="digits", ema=1.0).validate()
+
+
+def test_the_checkpoint_scores_give_g_and_the_average_with_its_own_statistics(tmp_path, capsys):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "gan", "--data", "digits", "--preset", "demo", "--steps", "2", "--ema", "0.5",
+                     "--checkpoint-every", "2", "--sample-every", "0", "--out", str(out), "--no-progress"]) == 0
+    script = Path(__file__).parents[1] / "benchmarks" / "gan_checkpoints.py"
+    run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("step-0000002  G:") and "average:" in run.stdout and "confident" in run.stdout
+    empty = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 2 and "no step-*.safetensors checkpoints" in empty.stderr

@@ -321,7 +321,7 @@ def section_animation() -> None:
     from deepfake_lab.data import animation_data
     from deepfake_lab.data.portraits import portrait
 
-    need(animation.DEMO_WEIGHTS, "deepfake-lab train animation --preset demo")
+    need(animation.DEMO_WEIGHTS, "deepfake-lab train animation --preset demo-128 --portrait-weight 3")
     model = animation.load_animation_model(None, "cpu", precision="fp32")
     scores = animation.evaluate_carphone(model)
     for k, v in scores.as_dict().items():

@@ -25,10 +25,11 @@ Nothing is stored on the server: the camera frames reach the handler as JPEG dat
 (``gradio.image_utils.save_image``), one file per frame. The frame rate shown is the running average of
 the last :data:`FPS_WINDOW` frames, as the server finished them.
 
-Cost (``benchmarks/bench_live.py``, one torch thread of a 2-core AMD EPYC shared with other work): 45-65 ms a
-frame, 15-22 frames/s, of which the generator ~37 ms, the keypoint detector ~8 ms, the watermark and the strip
-~10 ms together (cheap enough to keep both on every frame), the cascade ~25 ms on one frame in
-:data:`DETECT_EVERY`. In the browser the page shows fewer: the camera, the page and the server share the CPU.
+Cost (``benchmarks/bench_live.py``, one torch thread) with the 128x128 demo model on a 2-core Intel Xeon with
+AMX (bf16): a median 32 ms a frame, 31 frames/s; the watermark and the strip ~5 ms together (cheap enough to keep
+both on every frame), the cascade ~8 ms on one frame in :data:`DETECT_EVERY`. The earlier 64x64 model took
+45-65 ms (15-22 frames/s) on a busy AMD EPYC without native bf16. In the browser the page shows fewer: the camera,
+the page and the server share the CPU.
 """
 from __future__ import annotations
 

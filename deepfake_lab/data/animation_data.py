@@ -226,7 +226,8 @@ PORTRAIT_MOTION = {"roll": 10.0, "zoom": 0.08, "shift": 0.12, "warp": 0.03,
 
 def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
                       portrait_weight: int = 1) -> VideoPairDataset:
-    """The offline training set of the demo weights: carphone frames 0-89 and two pseudo-videos.
+    """The offline training set of the demo weights: carphone frames 0-89 and two pseudo-videos (the shipped
+    128x128 weights: ``size=128, portrait_weight=3``, see ``animation-demo.md``).
 
     Per epoch: 8 pairs from carphone for every ``portrait_weight`` pairs from each portrait's pseudo-video
     (1: four fifths of the pairs show the carphone man; 4: half of them).
