@@ -7,6 +7,7 @@ used), and :func:`assert_in_sync` checks at the end that every rank holds the sa
 """
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any
 
@@ -33,7 +34,15 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         torch.distributed.init_process_group(backend=backend)
+        # leave the group while the interpreter is still whole: a gloo group left to interpreter shutdown can abort
+        # the process after training has finished ("terminate called without an active exception", SIGABRT)
+        atexit.register(_leave_group)
     return dist_info()
+
+
+def _leave_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def wrap_distributed(model) -> None:
