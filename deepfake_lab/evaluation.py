@@ -30,8 +30,8 @@ from .faceswap import swap_faces
 from .pix2pix import Pix2PixConfig, translate
 
 __all__ = ["run_generator", "as_saved", "evaluate_pairs", "domain_distances", "cyclegan_held_out", "sharpness_gap",
-           "evaluate", "face_baselines", "face_task_report", "pix2pix_held_out", "evaluate_reconstruction", "identity_similarity",
-           "faceswap_held_out"]
+           "evaluate", "face_baselines", "face_task_report", "pix2pix_held_out", "evaluate_reconstruction",
+           "identity_similarity", "faceswap_held_out"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ relative to their first frames, should agree. A model-independent measure of mot
 averaged over the cells of a ``grid`` x ``grid`` raster and divided by the frame side, gives a field
 :math:`F_t` (grid, grid, 2). The flow is always taken at one analysis size, 64x64 (both videos are resized to it):
 its window is a fixed 15 pixels, so on larger frames it follows finer detail and the same motion scores lower
-(the previous 64x64 demo's own output, enlarged to 128x128, scores 0.17 instead of 0.32 on Grace Hopper). At one analysis
-size, models of different frame sizes are compared on the same motion. The score is the share of the driver's
+(the previous 64x64 demo's own output, enlarged to 128x128, scores 0.17 instead of 0.32 on Grace Hopper). At
+one analysis size, models of different frame sizes are compared on the same motion. The score is the share of the driver's
 motion that the output reproduces:
 
 .. math:: \text{transfer} = 1 - \frac{\sum_t \lVert F^{out}_t - F^{drv}_t \rVert_1}{\sum_t \lVert F^{drv}_t \rVert_1}

@@ -153,7 +153,8 @@ def load_animation_model(path: str | os.PathLike | None = None, device: str | to
     if not path.exists():
         if path == DEMO_WEIGHTS:
             raise CheckpointError(f"{path}: the demo weights are missing from this install; train them with "
-                                  "`deepfake-lab train animation --preset demo-128 --portrait-weight 3` and pass --model runs/animation-128")
+                                  "`deepfake-lab train animation --preset demo-128 --portrait-weight 3` and pass "
+                                  "--model runs/animation-128")
         raise CheckpointError(f"{path}: no such file; give a .safetensors file from `deepfake-lab train animation` "
                               "or an official first-order-model .pth.tar")
     if path.suffix in OFFICIAL_SUFFIXES:
