@@ -35,7 +35,11 @@ def main(argv=None) -> int:
         return 2
     torch.set_num_threads(1)
     for path in steps:
-        G, config = gan.load_generator(path)
+        try:
+            G, config = gan.load_generator(path)
+        except ckpt.CheckpointError as err:  # another lesson's run, a damaged file: one line, no traceback
+            print(f"gan_checkpoints: {err}", file=sys.stderr)
+            return 2
         scores = gan.evaluate_generator(G, config)
         if "confident_share" not in scores:
             print(f"{args.run}: a run on --data {config.data}; this script scores digit runs (mnist-subset, digits) "

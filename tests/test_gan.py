@@ -335,3 +335,6 @@ def test_the_checkpoint_scores_give_g_and_the_average_with_its_own_statistics(tm
     assert run.stdout.startswith("step-0000002  G:") and "average:" in run.stdout and "confident" in run.stdout
     empty = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert empty.returncode == 2 and "no step-*.safetensors checkpoints" in empty.stderr
+    (tmp_path / "step-0000001.safetensors").write_bytes(b"not weights")
+    broken = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert broken.returncode == 2 and "step-0000001.safetensors" in broken.stderr and "Traceback" not in broken.stderr
