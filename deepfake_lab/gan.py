@@ -14,6 +14,8 @@ Read in the papers' order:
    and the recipe that made GANs train reliably on images (§3-4).
 3. The losses people use instead of the original (non-saturating, LSGAN, hinge, WGAN-GP) are in
    :mod:`deepfake_lab.losses`; :class:`GANConfig` picks one by name.
+4. A categorical code in the noise (InfoGAN, AC-GAN: ``code``), so that a sample is one digit and not a
+   blend of two: :mod:`deepfake_lab.gan_codes`.
 
 The models train on 2-D Gaussian mixtures (:mod:`deepfake_lab.data.toy`), where mode collapse can be
 seen and counted, and on real handwritten digits (:mod:`deepfake_lab.data.digits`);
@@ -39,9 +41,11 @@ from .blocks import ConvNormAct, DownBlock, UpBlock, init_weights, mlp_layer, st
 from .device import Precision
 from .diffaugment import DiffAugment
 from .distributed import unwrap
-from .losses import LOSSES, d_loss, g_loss, gradient_penalty
+from .gan_codes import CodedDCGANDiscriminator, CodedDCGANGenerator, check_code, code_of, split_scores
+from .losses import LOSSES, code_loss, d_loss, g_loss, gradient_penalty
 from .settings import demo_weights
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict
+from .viz import scatter_plot  # noqa: F401 (part of this lesson's API)
 from .run_folder import open_weights
 
 __all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "build_generator",
@@ -108,6 +112,13 @@ class GANConfig:
     #: DiffAugment policy for D's inputs, real and generated (:mod:`deepfake_lab.diffaugment`; Zhao et al. 2020),
     #: e.g. "color,translation,cutout"; "" (default): none. Images only
     diffaugment: str = ""
+    #: a categorical code of this many classes, read from z (:mod:`deepfake_lab.gan_codes`; InfoGAN, Chen et al.
+    #: 2016), with D's code head and the loss :func:`~deepfake_lab.losses.code_loss` weighted by ``code_weight``
+    #: (InfoGAN's lambda, 1); ``code_labels``: the head also learns the real images' labels (AC-GAN, Odena et al.
+    #: 2017), so code k draws class k. 0 (default): plain noise
+    code: int = 0
+    code_weight: float = 1.0
+    code_labels: bool = False
     #: bf16 autocast keeps this model within its parity bound; whether it pays is measured (:mod:`deepfake_lab.device`)
     bf16_ok: bool = True
 
@@ -138,6 +149,7 @@ class GANConfig:
                              "images; leave it off for 2-D points")
         if self.diffaugment:
             DiffAugment(self.diffaugment)  # raises for an unknown policy, naming the allowed ones
+        check_code(self)
         if self.loss == "wgan-gp" and self.d_norm == "batch":
             raise ValueError("loss wgan-gp with a batch-normalised critic: the gradient penalty is per sample, "
                              "so Gulrajani et al. (§4) drop batch norm in D; set d_norm='layer' (or 'none')")
@@ -263,6 +275,7 @@ def build_generator(config: GANConfig) -> nn.Module:
                          tanh=not config.is_points)
     else:
         G = DCGANGenerator(config.latent_dim, config.channels, config.image_size, config.ngf, config.g_norm)
+        G = CodedDCGANGenerator(G, config.code) if config.code else G
     return init_weights(G, "normal", 0.02) if config.init == "normal" else G
 
 
@@ -279,6 +292,7 @@ def build_discriminator(config: GANConfig) -> nn.Module:
         D = MLPDiscriminator(_sample_shape(config), config.d_hidden, config.d_norm)
     else:
         D = DCGANDiscriminator(config.channels, config.image_size, config.ndf, config.d_norm)
+        D = CodedDCGANDiscriminator(D, config.code) if config.code else D
     return init_weights(D, "normal", 0.02) if config.init == "normal" else D
 
 
@@ -294,7 +308,8 @@ class GANModel(LessonModel):
     scored by the just-updated D, with D's weights frozen. With ``config.diffaugment`` both steps show D
     T(x) and T(G(z)) instead (:mod:`deepfake_lab.diffaugment`).
     Logged: ``loss_D``, ``loss_G``, and ``D_real``/``D_fake``: D's mean probability "real" on each batch
-    for the BCE losses (minimax, nonsaturating), its mean raw score for the others.
+    for the BCE losses (minimax, nonsaturating), its mean raw score for the others; with ``config.code`` also
+    ``loss_Q``, the code head's loss (InfoGAN's and, with labels, AC-GAN's term in D's loss).
     """
 
     kind = "gan"
@@ -329,13 +344,16 @@ class GANModel(LessonModel):
 
     # -- the three verbs ------------------------------------------------------------------------
     def set_input(self, batch) -> None:
-        """A batch is (B, 2) points or an (images (B, C, H, W), labels) pair; labels are not used."""
+        """A batch is (B, 2) points or an (images (B, C, H, W), labels) pair; labels are used by ``code_labels``."""
         real = batch[0] if isinstance(batch, (list, tuple)) else batch
         self.real = real.to(self.device, non_blocking=True).float()
+        if self.config.code_labels:
+            self.labels = batch[1].to(self.device, non_blocking=True).long()  # (B,)
 
     def forward(self) -> torch.Tensor:
         """Draw z ~ N(0, I) and generate ``self.fake = G(z)``, one sample per real sample."""
         z = torch.randn(self.real.shape[0], self.config.latent_dim, device=self.device)  # (B, latent)
+        self.code = code_of(z, self.config.code) if self.config.code else None  # (B,): the class G must draw
         self.fake = self.nets["G"](z)  # (B, 2) or (B, C, H, W)
         return self.fake
 
@@ -349,9 +367,13 @@ class GANModel(LessonModel):
         self.opts["D"].zero_grad(set_to_none=True)
         with self.precision.autocast():
             real, fake = self.augment(self.real), self.augment(self.fake.detach())  # T(x), T(G(z)); T = id by default
-            real_scores = D(real)  # (B,)
-            fake_scores = D(fake)  # (B,)
+            real_scores, real_logits = split_scores(D(real))  # (B,), and with a code (B, K)
+            fake_scores, fake_logits = split_scores(D(fake))
             loss_D = d_loss(cfg.loss, real_scores, fake_scores)
+            if cfg.code:  # Q reads the code back from G(z) (InfoGAN), and the label from x (AC-GAN)
+                loss_Q = code_loss(fake_logits, self.code)
+                loss_Q = loss_Q + code_loss(real_logits, self.labels) if cfg.code_labels else loss_Q
+                loss_D = loss_D + cfg.code_weight * loss_Q
             if cfg.loss == "wgan-gp":
                 loss_D = loss_D + gradient_penalty(D, real, fake, cfg.gp_weight)
         loss_D.backward()
@@ -363,7 +385,10 @@ class GANModel(LessonModel):
             D.requires_grad_(False)
             self.opts["G"].zero_grad(set_to_none=True)
             with self.precision.autocast():
-                loss_G = g_loss(cfg.loss, D(self.augment(self.fake)))  # through T: DiffAugment's G step
+                scores, logits = split_scores(D(self.augment(self.fake)))  # through T: DiffAugment's G step
+                loss_G = g_loss(cfg.loss, scores)
+                if cfg.code:  # ... and draw the class its code names
+                    loss_G = loss_G + cfg.code_weight * code_loss(logits, self.code)
             loss_G.backward()
             self.opts["G"].step()
             D.requires_grad_(True)
@@ -373,9 +398,10 @@ class GANModel(LessonModel):
 
         bce = cfg.loss in ("minimax", "nonsaturating")
         show = torch.sigmoid if bce else (lambda s: s)
-        return {"loss_D": float(loss_D.detach()), "loss_G": self.last_loss_G,
-                "D_real": float(show(real_scores.detach().float()).mean()),
-                "D_fake": float(show(fake_scores.detach().float()).mean())}
+        logged = {"loss_D": float(loss_D.detach()), "loss_G": self.last_loss_G,
+                  "D_real": float(show(real_scores.detach().float()).mean()),
+                  "D_fake": float(show(fake_scores.detach().float()).mean())}
+        return logged | ({"loss_Q": float(loss_Q.detach())} if cfg.code else {})
 
     @torch.no_grad()
     def update_average(self) -> None:
@@ -534,33 +560,6 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: st
     if omega.abs() < 1e-4:  # (nearly) parallel: slerp tends to the straight line
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
-
-
-def scatter_plot(fake: torch.Tensor, real: torch.Tensor | None = None, title: str = "", limit: float | None = None,
-                 size: int = 400):
-    """A PIL scatter plot of generated points (N, 2) over real ones (M, 2); matplotlib's Agg backend, no pyplot."""
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from PIL import Image
-
-    fig = Figure(figsize=(size / 100, size / 100), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    if real is not None:
-        ax.scatter(real[:, 0], real[:, 1], s=4, c="#1f77b4", alpha=0.5, linewidths=0, label="real")
-    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="#d62728", alpha=0.5, linewidths=0, label="generated")
-    ref = real if real is not None else fake
-    lim = limit or float(max(3.0, 1.25 * ref.abs().max()))
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=7, markerscale=3)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.canvas.draw()
-    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
 
 
 def export_generator(G: nn.Module, config: GANConfig, path: str | Path, extra: dict | None = None) -> Path:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 __all__ = ["LOSSES", "minimax_d_loss", "minimax_g_loss", "nonsaturating_d_loss", "nonsaturating_g_loss",
            "lsgan_loss", "lsgan_d_loss", "lsgan_g_loss", "hinge_d_loss", "hinge_g_loss", "wgan_d_loss", "wgan_g_loss",
-           "gradient_penalty", "d_loss", "g_loss", "l1_loss", "reconstruction_loss"]
+           "gradient_penalty", "d_loss", "g_loss", "code_loss", "l1_loss", "reconstruction_loss"]
 
 #: the adversarial losses :func:`d_loss` and :func:`g_loss` know
 LOSSES = ("minimax", "nonsaturating", "lsgan", "hinge", "wgan-gp")
@@ -224,6 +224,19 @@ def g_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
     """The generator loss named ``kind`` (see the table at the top of this module)."""
     _check_kind(kind)
     return _G_LOSSES[kind](fake_scores)
+
+
+# ----------------------------------------------------------------------------------------------
+# Chen et al. 2016 (InfoGAN) and Odena et al. 2017 (AC-GAN): a categorical code
+# ----------------------------------------------------------------------------------------------
+def code_loss(logits: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the code head's logits (B, K) against the code (B,) ints: :math:`-\\mathbb{E}[\\log Q(c|x)]`.
+
+    On generated images this is InfoGAN's mutual-information bound L_I (Eq. 5) up to the constant H(c),
+    minimised by G and by D with its head Q; on real images with their labels, AC-GAN's class term L_C (Eq. 3)
+    for D. See :mod:`deepfake_lab.gan_codes`.
+    """
+    return F.cross_entropy(logits.float(), code)  # fp32 even under autocast
 
 
 # ----------------------------------------------------------------------------------------------

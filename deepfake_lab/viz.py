@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["to_pil", "to_grid_image", "tensor_to_uint8"]
+__all__ = ["to_pil", "to_grid_image", "tensor_to_uint8", "scatter_plot"]
 
 
 def tensor_to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -35,3 +35,28 @@ def to_grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 
     if scale != 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
     return image
+
+
+def scatter_plot(fake: torch.Tensor, real: torch.Tensor | None = None, title: str = "", limit: float | None = None,
+                 size: int = 400):
+    """A PIL scatter plot of generated points (N, 2) over real ones (M, 2); matplotlib's Agg backend, no pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size / 100, size / 100), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=4, c="#1f77b4", alpha=0.5, linewidths=0, label="real")
+    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="#d62728", alpha=0.5, linewidths=0, label="generated")
+    ref = real if real is not None else fake
+    lim = limit or float(max(3.0, 1.25 * ref.abs().max()))
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.canvas.draw()
+    return Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
