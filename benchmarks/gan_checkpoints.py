@@ -21,8 +21,9 @@ from deepfake_lab import gan
 
 
 def _line(scores: dict) -> str:
-    return (f"{scores['confident_share']:6.1%} confident, mean {scores['mean_confidence']:.3f}, "
+    line = (f"{scores['confident_share']:6.1%} confident, mean {scores['mean_confidence']:.3f}, "
             f"{scores['classes_covered']:2d} classes, FID {scores.get('fid_heldout', float('nan')):.3f}")
+    return line + (f", code = digit {scores['code_agreement']:.1%}" if "code_agreement" in scores else "")
 
 
 def main(argv=None) -> int:

@@ -571,9 +571,8 @@ def evaluate_generator(G: nn.Module, config: GANConfig, n: int | None = None, se
     """The lesson's metrics on ``n`` fresh samples from a fixed seed (see :mod:`deepfake_lab.gan_metrics`).
 
     2-D mixtures: modes covered and high-quality share; digits: the digit classifier's class coverage and
-    mean confidence, and for MNIST the FID to the held-out digits in its features (empty when its weights are
-    missing).
-    """
+    mean confidence, for MNIST the FID to the held-out digits in its features, and with ``code_labels`` the
+    share drawn as their code says (empty when the classifier's weights are missing)."""
     from . import gan_metrics
 
     n = n or (2500 if config.is_points else 1000)
@@ -588,6 +587,8 @@ def evaluate_generator(G: nn.Module, config: GANConfig, n: int | None = None, se
         scores = gan_metrics.digit_metrics(out).as_dict()
         if config.data in ("mnist-subset", "mnist"):  # the held-out digits FID compares with are MNIST's
             scores["fid_heldout"] = gan_metrics.digit_fid(out)
+        if config.code_labels:  # AC-GAN: does code k draw digit k?
+            scores["code_agreement"] = gan_metrics.code_agreement(out, code_of(z, config.code))
         return scores
     return {}
 

@@ -38,7 +38,8 @@ from torch import nn
 from . import checkpoints as ckpt
 
 __all__ = ["MixtureMetrics", "mixture_metrics", "DigitClassifier", "DigitMetrics", "digit_metrics",
-           "train_digit_classifier", "load_digit_classifier", "classifier_path", "classifier_accuracy", "digit_fid"]
+           "train_digit_classifier", "load_digit_classifier", "classifier_path", "classifier_accuracy", "digit_fid",
+           "code_agreement"]
 
 
 # ==============================================================================================
@@ -255,6 +256,15 @@ def digit_fid(images: torch.Tensor, reference: torch.Tensor | None = None,
         return torch.cat([net.embed(chunk.float().cpu()) for chunk in x.split(500)])
 
     return fid(embed(images), embed(reference))
+
+
+@torch.no_grad()
+def code_agreement(images: torch.Tensor, codes: torch.Tensor, classifier: nn.Module | None = None) -> float:
+    """The share of generated digits (N, 1, 32, 32) that the classifier names as their code (N,) says: for a
+    generator trained with labels (AC-GAN, :mod:`deepfake_lab.gan_codes`), whether code k draws digit k."""
+    net = classifier or load_digit_classifier()
+    labels = torch.cat([net(chunk.float().cpu()).argmax(dim=1) for chunk in images.split(500)])
+    return float((labels == codes.cpu()).float().mean())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,3 +93,14 @@ def test_the_code_is_saved_with_the_weights_and_sampling_works(tmp_path):
 def test_code_settings_that_do_not_fit_are_refused_naming_the_flag(tmp_path, capsys, argv, message):
     assert cli.main(["train", "gan", "--data", "digits", "--steps", "1", "--out", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_code_agreement_is_high_for_real_digits_with_their_labels_and_chance_for_shuffled_ones():
+    from deepfake_lab.data.digits import mnist_subset
+    from deepfake_lab.gan_metrics import code_agreement
+
+    digits, pick = mnist_subset("train"), torch.Generator().manual_seed(0)
+    some = torch.randperm(len(digits.labels), generator=pick)[:1000]  # the split is in class order: a random 1,000
+    images, labels = digits.images[some], digits.labels[some]
+    assert code_agreement(images, labels) > 0.95
+    assert code_agreement(images, labels[torch.randperm(1000, generator=pick)]) < 0.2
