@@ -95,6 +95,24 @@ def test_digit_grid_is_a_labelled_png_and_depends_only_on_the_seed(client):
     assert few.width == (5 * CELL + 2) * 3  # 5 digits: one row of 5
 
 
+def test_a_chosen_digit_draws_only_that_digit(client):
+    """The demo generator is an AC-GAN: noise whose code is 7 gives sevens (the digit classifier says so)."""
+    import torch
+
+    from deepfake_lab.gan_metrics import load_digit_classifier
+
+    image, details = open_labelled_png(client.predict(3, 16, "7", api_name="/digits"))
+    assert details["digit"] == "7" and details["seed"] == 3
+    side = (8 * CELL + 2) * 3
+    cells = np.asarray(image.convert("L"))[:side // 2].astype(np.float32) / 127.5 - 1  # two rows of 8 digits
+    digits = torch.stack([torch.from_numpy(cells[6 + r * 102:6 + r * 102 + 96:3, 6 + c * 102:6 + c * 102 + 96:3])
+                          for r in range(2) for c in range(8)]).unsqueeze(1)  # (16, 1, 32, 32)
+    named = load_digit_classifier()(digits).argmax(dim=1)
+    assert (named == 7).float().mean() >= 0.8, named.tolist()
+    anything, _ = open_labelled_png(client.predict(3, 16, "any", api_name="/digits"))
+    assert not np.array_equal(np.asarray(anything), np.asarray(image))
+
+
 def test_interpolation_strip_and_slider_frame_agree(client):
     strip, details = open_labelled_png(client.predict(1, 2, 8, "slerp", api_name="/interpolation"))
     k = tab_gan.STRIP_SCALE
@@ -138,6 +156,7 @@ def test_twenty_concurrent_requests_are_all_answered(client):
     ((-1, 64), "/digits", "seed -1: out of range; use a whole number from 0 to 2147483647"),
     ((10**12, 64), "/digits", "seed 1000000000000: out of range"),
     ((3, 0), "/digits", "less than minimum value 1"),
+    ((3, 4, "11"), "/digits", "not in the list of choices"),
     ((1, 2, 99, "slerp"), "/interpolation", "greater than maximum value 16"),
     ((1, 2, 0.5, "cubic"), "/interpolation_frame", "not in the list of choices: ['slerp', 'linear']"),
     ((0, 10**6), "/ring8", "greater than maximum value 5000"),

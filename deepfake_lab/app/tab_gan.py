@@ -3,7 +3,8 @@
 Four panels, each a question a student asks in the first lesson:
 
 * **Samples**: a grid of digits from one seed. Same seed, same digits: the generator is a function
-  :math:`G(z)` of the noise :math:`z \\sim \\mathcal{N}(0, I)`.
+  :math:`G(z)` of the noise :math:`z \\sim \\mathcal{N}(0, I)`. The demo generator reads a class code from
+  z (AC-GAN, :mod:`deepfake_lab.gan_codes`), so a chosen digit is drawn from noise whose code names it.
 * **Walk through latent space**: digits along the path between the noise of two seeds (slerp or linear).
   A smooth morph shows that :math:`G` is continuous and the latent space is organised.
 * **Mode coverage**: the 2-D ``ring8`` GAN, its samples against the 8 true modes; a collapsed GAN puts
@@ -24,6 +25,7 @@ import torch
 from PIL import Image
 
 from .. import gan
+from ..gan_codes import noise_for_code
 from ..data.toy import modes
 from ..gan_metrics import mixture_metrics
 from ..provenance import read_provenance
@@ -37,6 +39,7 @@ MAX_DIGITS = 64  # one 8x8 grid
 MAX_STEPS = 16  # frames in the interpolation strip
 MAX_POINTS = 5000  # ring8 samples in one scatter plot
 INTERPOLATION_MODES = ("slerp", "linear")
+DIGIT_CHOICES = ("any",) + tuple(str(d) for d in range(10))  # "any": plain z; "k": z whose code is k
 STRIP_SCALE = 4  # the strip is one row: enlarge it more than the grid so the digits outweigh the label strip
 FRAME_SIDE = 384  # the digit under the slider, enlarged 12x (its label strip stays readable)
 SLIDER_FRAMES = 101  # the slider picks one of 101 evenly spaced points on the path (t = 0, 0.01, ..., 1)
@@ -55,16 +58,32 @@ def latents(seed: int, n: int, latent_dim: int) -> torch.Tensor:
     return torch.randn(n, latent_dim, generator=g)
 
 
-def digit_grid(ctx: AppContext, seed, count) -> Path:
-    """A grid of ``count`` digits from ``seed``, as a labelled PNG."""
+def digit_noise(config, seed: int, count: int, digit: str = "any") -> torch.Tensor:
+    """The noise of ``seed`` (count, latent_dim); for ``digit`` "0"-"9", noise whose code asks for that digit
+    (:func:`~deepfake_lab.gan_codes.noise_for_code`), which only a generator trained with labels understands."""
+    digit = str(digit if digit is not None else "any").strip() or "any"
+    if digit not in DIGIT_CHOICES:
+        raise ValueError(f"digit {digit!r}: choose any, or one of 0-9")
+    if digit == "any":
+        return latents(seed, count, config.latent_dim)
+    if not getattr(config, "code_labels", False):
+        raise ValueError(f"digit {digit}: this generator was trained without labels (no --code 10 --code-labels), "
+                         "so no noise asks it for one digit; choose any")
+    return noise_for_code(int(digit), count, config.latent_dim, config.code,
+                          generator=torch.Generator().manual_seed(seed))
+
+
+def digit_grid(ctx: AppContext, seed, count, digit="any") -> Path:
+    """A grid of ``count`` digits from ``seed`` (only ``digit``, unless "any"), as a labelled PNG."""
     seed = check_int(seed, "seed", 0, MAX_SEED)
     count = check_int(count, "number of digits", 1, MAX_DIGITS)
     generator, config = ctx.models.get(DIGITS)
-    z = latents(seed, count, config.latent_dim)  # (count, latent_dim)
+    z = digit_noise(config, seed, count, digit)  # (count, latent_dim)
     with torch.inference_mode():
         images = gan.sample(generator, z)  # (count, 1, 32, 32) in [-1, 1]
     grid = to_grid_image(images, nrow=min(8, count), scale=3)
-    return ctx.outputs.png(grid, {"what": "digit grid", "model": DIGITS.key, "seed": seed, "count": count})
+    return ctx.outputs.png(grid, {"what": "digit grid", "model": DIGITS.key, "seed": seed, "count": count,
+                                  "digit": str(digit or "any")})
 
 
 def _path(config, seed_a: int, seed_b: int, steps: int, mode: str) -> torch.Tensor:
@@ -215,9 +234,12 @@ def build(ctx: AppContext, demo) -> None:
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            gr.Markdown("### Samples\nOne seed fixes the noise *z*; the generator turns each *z* into a digit.")
+            gr.Markdown("### Samples\nOne seed fixes the noise *z*; the generator turns each *z* into a digit. "
+                        "Its first 10 numbers choose which digit (a code, AC-GAN): pick one to draw only that.")
             with gr.Row():
-                seed = gr.Number(value=seed0, label="Seed", precision=0, elem_id="digits-seed")
+                seed = gr.Number(value=seed0, label="Seed", precision=0, elem_id="digits-seed", min_width=100)
+                digit = gr.Dropdown(list(DIGIT_CHOICES), value="any", label="Digit", elem_id="digits-digit",
+                                    min_width=100)
                 count = gr.Slider(1, MAX_DIGITS, value=count0, step=1, label="Digits", elem_id="digits-count")
             generate = gr.Button("Generate", variant="primary", elem_id="digits-generate")
             grid = picture(first_grid, "Generated digits", "digits-grid", height=520,
@@ -260,8 +282,8 @@ def build(ctx: AppContext, demo) -> None:
                    columns=len(snapshots), rows=1, height=360, object_fit="contain", interactive=False,
                    allow_preview=True, elem_id="training-progress")
 
-    def on_grid(seed_value, count_value):
-        return digit_grid(ctx, seed_value, count_value)
+    def on_grid(seed_value, count_value, digit_value="any"):
+        return digit_grid(ctx, seed_value, count_value, digit_value)
 
     def on_strip(a, b, n, how):
         return interpolation_strip(ctx, a, b, n, how)
@@ -273,13 +295,14 @@ def build(ctx: AppContext, demo) -> None:
         path, summary = ring_scatter(ctx, seed_value, n)
         return path, summary
 
-    grid_event = dict(fn=user_errors(on_grid), inputs=[seed, count], outputs=grid)
+    grid_event = dict(fn=user_errors(on_grid), inputs=[seed, count, digit], outputs=grid)
     strip_event = dict(fn=user_errors(on_strip), inputs=[seed_a, seed_b, steps, mode], outputs=strip)
     frame_event = dict(fn=user_errors(on_frame), inputs=[seed_a, seed_b, position, mode], outputs=frame)
     ring_event = dict(fn=user_errors(on_ring), inputs=[ring_seed, ring_points], outputs=[ring_plot, ring_summary])
 
     generate.click(**grid_event, api_name="digits")
     seed.submit(**grid_event, api_visibility="private")
+    digit.change(**grid_event, api_visibility="private")
     position.change(**frame_event, api_name="interpolation_frame", trigger_mode="always_last",
                     show_progress="hidden")
     for control in (seed_a, seed_b, mode):
