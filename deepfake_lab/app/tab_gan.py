@@ -6,7 +6,8 @@ Four panels, each a question a student asks in the first lesson:
   :math:`G(z)` of the noise :math:`z \\sim \\mathcal{N}(0, I)`. The demo generator reads a class code from
   z (AC-GAN, :mod:`deepfake_lab.gan_codes`), so a chosen digit is drawn from noise whose code names it.
 * **Walk through latent space**: digits along the path between the noise of two seeds (slerp or linear).
-  A smooth morph shows that :math:`G` is continuous and the latent space is organised.
+  The style morphs smoothly (:math:`G` is continuous in the rest of z); where the path crosses from one
+  code to another the digit jumps, at one step, to the other class.
 * **Mode coverage**: the 2-D ``ring8`` GAN, its samples against the 8 true modes; a collapsed GAN puts
   all its points on a few of them (Goodfellow et al. 2014, section 6; Metz et al. 2017, Fig. 1).
 * **Training progress**: sample grids saved during training, side by side (only when the weights folder
@@ -245,7 +246,8 @@ def build(ctx: AppContext, demo) -> None:
             grid = picture(first_grid, "Generated digits", "digits-grid", height=520,
                            buttons=["download", "fullscreen"])
         with gr.Column(scale=1):
-            gr.Markdown("### Walk through latent space\nSlide from the noise of seed A to the noise of seed B.")
+            gr.Markdown("### Walk through latent space\nSlide from the noise of seed A to the noise of seed B. "
+                        "The style morphs smoothly; where the code changes, the digit jumps to another class.")
             with gr.Row():
                 seed_a = gr.Number(value=seed_a0, label="Seed A", precision=0, elem_id="interp-seed-a", min_width=100)
                 seed_b = gr.Number(value=seed_b0, label="Seed B", precision=0, elem_id="interp-seed-b", min_width=100)
