@@ -68,7 +68,8 @@ PASSES = 3
 #: ``blocks x strength``; a bit short of it (many textured blocks that the budget pushed only part way)
 #: gets its blocks another budget in each of up to EXTRA_PASSES more passes. Headroom for what is added
 #: after embedding: the SYNTHETIC strip below the image is read too, and its lettering votes at random
-#: (measured: it took 72 of a bit's 144 on a 256x300 cartoon, which then read wrong)
+#: (measured: it took 72 of a bit's 144 on a 256x300 cartoon, which then read wrong). So a block's change
+#: depends on the whole image: two pictures that share a region can be marked differently there
 BIT_MARGIN = 0.5
 EXTRA_PASSES = 3
 #: a video's mark is read on this many frames, spread over it

@@ -82,8 +82,10 @@ def test_reset_pose_makes_the_next_frame_the_reference(model, frames):
     # keypoint values round differently inside the networks: measured with the 128x128 demo mean 0.6 levels,
     # 3.6 % of values beyond 3; a pose change moves 68 % of the values by more than 3 (mean 42)
     assert levels(again, still).mean() < 1.5 and (levels(again, still) > 3).mean() < 0.08
-    if model.precision.dtype is None:  # fp32 (every CPU without native bf16): exactly the same picture
-        assert levels(again, still).max() == 0
+    if model.precision.dtype is None:  # fp32 (every CPU without native bf16): the same picture but for the mark
+        # the invisible watermark adapts to the whole frame (a bit the camera panel weakens is pushed harder in
+        # every block of it), so a few blocks of the result panel differ: measured 0.8 % of values, at most 18
+        assert (levels(again, still) > 0).mean() < 0.03
     assert (levels(moved, still) > 3).mean() > 0.3 and levels(moved, still).mean() > 10
 
 

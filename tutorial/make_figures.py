@@ -180,6 +180,14 @@ def section_gan() -> None:
 
             save_synthetic(to_grid_image(out, nrow=8).resize((384, 384)), "gan-digits.png",
                            {"model": path.name, "samples": 64, "seed": 0})
+            if config.code_labels:  # AC-GAN: one row per code, noise of seed 0 with the code swapped in
+                from deepfake_lab.gan_codes import noise_for_code
+
+                codes = torch.arange(config.code).repeat_interleave(8)
+                rows = gan.sample(G, noise_for_code(codes, len(codes), config.latent_dim, config.code,
+                                                    generator=torch.Generator().manual_seed(0)))
+                save_synthetic(to_grid_image(rows, nrow=8).resize((384, 480)), "gan-digits-by-code.png",
+                               {"model": path.name, "samples": len(codes), "seed": 0, "rows": "code 0-9"})
         for k, v in metrics.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 num(f"gan_{data}_{k}", v, "{:.3f}" if isinstance(v, float) else "{}")
