@@ -45,7 +45,7 @@ from .gan_codes import CodedDCGANDiscriminator, CodedDCGANGenerator, check_code,
 from .losses import LOSSES, code_loss, d_loss, g_loss, gradient_penalty
 from .settings import demo_weights
 from .train import LessonModel, LoopConfig, config_from_dict, config_to_dict
-from .viz import scatter_plot  # noqa: F401 (part of this lesson's API)
+from .viz import scatter_plot  # part of this lesson's API (and sample_images draws with it)
 from .run_folder import open_weights
 
 __all__ = ["GANConfig", "MLPGenerator", "MLPDiscriminator", "DCGANGenerator", "DCGANDiscriminator", "build_generator",
@@ -309,7 +309,7 @@ class GANModel(LessonModel):
     T(x) and T(G(z)) instead (:mod:`deepfake_lab.diffaugment`).
     Logged: ``loss_D``, ``loss_G``, and ``D_real``/``D_fake``: D's mean probability "real" on each batch
     for the BCE losses (minimax, nonsaturating), its mean raw score for the others; with ``config.code`` also
-    ``loss_Q``, the code head's loss (InfoGAN's and, with labels, AC-GAN's term in D's loss).
+    ``loss_Q``, the code head's loss in D's (with labels plus the real digits' term: chance is 2 log K, not log K).
     """
 
     kind = "gan"

@@ -3,18 +3,18 @@
 A DCGAN trained on digits makes about one sample in five that the digit classifier cannot name: a blend
 between classes (``gan-digits.md``). Two papers give the generator a discrete choice to make first:
 
-1. Chen et al. 2016, "InfoGAN" (§5): part of G's input is a categorical code :math:`c \\sim \\mathrm{Cat}(K)`,
-   and an extra head Q on D's features learns to read it back from G(z, c). Maximising a lower bound on the
-   mutual information :math:`I(c; G(z, c))` (their Eq. 5) is a cross-entropy on generated images,
-   added to the losses of D (with Q) and G with a weight lambda (1 for discrete codes):
+1. Chen et al. 2016, "InfoGAN" (§4-5): part of G's input is a categorical code :math:`c \\sim \\mathrm{Cat}(K)`,
+   and an extra head Q on D's features learns to read it back from G(z, c). Maximising the variational lower
+   bound L_I on the mutual information :math:`I(c; G(z, c))` (their Eq. 5) is a cross-entropy on generated
+   images, added to the losses of D (with Q) and G with a weight lambda (1 for discrete codes), Eq. 6:
 
-   .. math:: \\min_{G, Q}\\ V(D, G) - \\lambda\\, L_I(G, Q), \\qquad
+   .. math:: \\min_{G, Q} \\max_D\\ V(D, G) - \\lambda\\, L_I(G, Q), \\qquad
              L_I = \\mathbb{E}_{c, z}[\\log Q(c \\mid G(z, c))] + H(c)
 
    Without labels, which code value becomes which digit is up to training.
 2. Odena et al. 2017, "Conditional Image Synthesis with Auxiliary Classifier GANs" (AC-GAN, §3): the same
-   head, also trained on the *real* images with their labels (their :math:`L_C`, Eq. 3), so code k means
-   digit k.
+   head as a classifier, its log-likelihood of the right class :math:`L_C` (Eq. 3) taken on the real images
+   with their labels and on the generated ones with the class asked for, so code k means digit k.
 
 Here the code is not an extra input: :func:`code_of` reads it from the first K dimensions of the same
 z ~ N(0, I) (their argmax, which is uniform over the K classes), and :class:`CodedDCGANGenerator` replaces
@@ -35,18 +35,32 @@ from torch.nn import functional as F
 
 from .blocks import ConvNormAct
 
-__all__ = ["check_code", "code_of", "noise_for_code", "CodedDCGANGenerator", "CodedDCGANDiscriminator", "split_scores"]
+#: the digit data sets have this many classes: with labels (AC-GAN) the code must have as many values
+LABELLED_CLASSES = 10
+
+__all__ = ["LABELLED_CLASSES", "check_code", "code_of", "noise_for_code", "CodedDCGANGenerator",
+           "CodedDCGANDiscriminator", "split_scores"]
 
 
 def check_code(config) -> None:
     """Raise a ValueError naming the flag when a :class:`~deepfake_lab.gan.GANConfig`'s code settings do not fit."""
-    if config.code and (config.arch != "dcgan" or config.loss == "wgan-gp" or not 2 <= config.code < config.latent_dim):
-        raise ValueError(f"--code {config.code}: a categorical code needs --arch dcgan, a loss other than wgan-gp (its "
-                         f"penalty is on D's score alone) and 2 <= classes < latent_dim ({config.latent_dim})")
     if config.code_labels and not config.code:
         raise ValueError("--code-labels without --code: set the number of classes, e.g. --code 10")
     if config.code_weight < 0:
         raise ValueError(f"--code-weight {config.code_weight}: need a weight >= 0 (InfoGAN: 1)")
+    if not config.code:
+        return
+    if config.arch != "dcgan":
+        raise ValueError(f"--code {config.code} with --arch {config.arch}: the code head is on DCGAN's discriminator; "
+                         "use --arch dcgan")
+    if config.loss == "wgan-gp":
+        raise ValueError(f"--code {config.code} with --loss wgan-gp: its gradient penalty is on D's score alone; "
+                         "choose another --loss (e.g. nonsaturating)")
+    if not 2 <= config.code < config.latent_dim:
+        raise ValueError(f"--code {config.code}: need 2 <= classes < --latent-dim ({config.latent_dim})")
+    if config.code_labels and config.code != LABELLED_CLASSES:
+        raise ValueError(f"--code-labels with --code {config.code}: the digit data have {LABELLED_CLASSES} labels, one "
+                         f"per code value; use --code {LABELLED_CLASSES}")
 
 
 def code_of(z: torch.Tensor, classes: int) -> torch.Tensor:
@@ -60,10 +74,14 @@ def noise_for_code(code: torch.Tensor | int, n: int, latent_dim: int, classes: i
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` noise vectors (n, latent_dim) whose code is ``code`` (an int or (n,) ints in [0, classes)):
     z ~ N(0, I) with the code's dimension swapped for the largest of the first ``classes``."""
+    code = torch.as_tensor(code).long().flatten()
+    if code.numel() not in (1, n):
+        raise ValueError(f"code: {code.numel()} values for n={n} noise vectors; give one code or n of them")
+    bad = code[(code < 0) | (code >= classes)]
+    if bad.numel():
+        raise ValueError(f"code {bad.unique().tolist()}: need values in [0, {classes})")
     z = torch.randn(n, latent_dim, generator=generator)
-    code = torch.as_tensor(code).expand(n).long()
-    if not ((0 <= code) & (code < classes)).all():
-        raise ValueError(f"code {code.unique().tolist()}: need values in [0, {classes})")
+    code = code.expand(n)
     head = z[:, :classes]
     top = head.argmax(dim=1)
     rows = torch.arange(n)

@@ -262,6 +262,9 @@ def digit_fid(images: torch.Tensor, reference: torch.Tensor | None = None,
 def code_agreement(images: torch.Tensor, codes: torch.Tensor, classifier: nn.Module | None = None) -> float:
     """The share of generated digits (N, 1, 32, 32) that the classifier names as their code (N,) says: for a
     generator trained with labels (AC-GAN, :mod:`deepfake_lab.gan_codes`), whether code k draws digit k."""
+    if images.dim() != 4 or images.shape[1:] != (1, 32, 32) or codes.shape != (len(images),):
+        raise ValueError(f"images {tuple(images.shape)} and codes {tuple(codes.shape)}: need (N, 1, 32, 32) digits in "
+                         "[-1, 1] and N codes")
     net = classifier or load_digit_classifier()
     labels = torch.cat([net(chunk.float().cpu()).argmax(dim=1) for chunk in images.split(500)])
     return float((labels == codes.cpu()).float().mean())

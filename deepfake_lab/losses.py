@@ -232,9 +232,9 @@ def g_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
 def code_loss(logits: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the code head's logits (B, K) against the code (B,) ints: :math:`-\\mathbb{E}[\\log Q(c|x)]`.
 
-    On generated images this is InfoGAN's mutual-information bound L_I (Eq. 5) up to the constant H(c),
-    minimised by G and by D with its head Q; on real images with their labels, AC-GAN's class term L_C (Eq. 3)
-    for D. See :mod:`deepfake_lab.gan_codes`.
+    On generated images this is minus InfoGAN's mutual-information bound L_I (Eq. 5) up to the constant H(c),
+    minimised by G and by D with its head Q; on real images with their labels it is the real half of AC-GAN's
+    class term L_C (Eq. 3), for D. See :mod:`deepfake_lab.gan_codes`.
     """
     return F.cross_entropy(logits.float(), code)  # fp32 even under autocast
 

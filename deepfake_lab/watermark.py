@@ -56,7 +56,7 @@ STRENGTH = 12.0
 #: the animation demo scores z = 6.4; at 20, 9.3)
 VIDEO_STRENGTH = 20.0
 #: at most this many times the margin of change of d in one block (very textured blocks that disagree are
-#: only pushed part way)
+#: only pushed part way); a block of a weak bit (BIT_MARGIN) gets up to 1 + EXTRA_PASSES times as much
 MAX_CHANGE = 4.0
 #: reading clips d to +-CLIP: a block of strong texture counts as one vote, not as ten
 CLIP = 2 * STRENGTH
@@ -66,8 +66,9 @@ Z_THRESHOLD = 6.5
 PASSES = 3
 #: every bit's vote, as the reader adds it up (clipped d of its blocks), must reach this fraction of
 #: ``blocks x strength``; a bit short of it (many textured blocks that the budget pushed only part way)
-#: gets its blocks another budget in each of up to EXTRA_PASSES more passes. Headroom for what is added
-#: after embedding: the SYNTHETIC strip below the image is read too, and its lettering votes at random
+#: gets, in each of up to EXTRA_PASSES more passes, another budget for its blocks (the other bits' blocks
+#: stay as they are). Headroom for what is added after embedding: the SYNTHETIC strip below the image is
+#: read too, and its lettering votes at random
 #: (measured: it took 72 of a bit's 144 on a 256x300 cartoon, which then read wrong). So a block's change
 #: depends on the whole image: two pictures that share a region can be marked differently there
 BIT_MARGIN = 0.5
@@ -143,18 +144,19 @@ def embed(rgb: np.ndarray, media: int = 1, strength: float | None = None) -> np.
     rows, cols = np.indices((bh, bw))
     cells = (rows % TILE[0]) * TILE[1] + cols % TILE[1]  # (bh, bw): the tile cell (bit) of every block
     blocks_per_bit = np.bincount(cells.ravel(), minlength=TILE[0] * TILE[1])
-    extended = np.zeros(TILE[0] * TILE[1], dtype=bool)  # the bits that got more budget
     for n in range(PASSES + EXTRA_PASSES):  # again after rounding and clipping: near 0 or 255 a push lands in part
         y = _luma(out)[:bh * BLOCK, :bw * BLOCK].reshape(bh, BLOCK, bw, BLOCK)
         d = np.einsum("iajb,ab->ij", y, KERNEL)  # (bh, bw): the carrier of every block
-        votes = np.bincount(cells.ravel(), np.clip(signs * d, -CLIP, CLIP).ravel(), minlength=extended.size)
-        # after the first push: the bits the reader could still get wrong
-        weak = (votes < BIT_MARGIN * strength * blocks_per_bit) & (n > 0)
-        budget[weak[cells]] += MAX_CHANGE * strength
-        extended |= weak
-        push = np.minimum(np.clip(strength - signs * d, 0.0, None), budget)  # only blocks short of the margin move
-        if not push.any() or (n >= PASSES and not extended.any()):  # weak bits get the extra passes
-            break
+        short = np.clip(strength - signs * d, 0.0, None)  # how far each block is from the margin
+        if n >= PASSES:  # an extra pass: only the bits the reader could still get wrong, each one more budget
+            votes = np.bincount(cells.ravel(), np.clip(signs * d, -CLIP, CLIP).ravel(), minlength=blocks_per_bit.size)
+            weak = votes < BIT_MARGIN * strength * blocks_per_bit  # (48,)
+            if not weak.any():
+                break
+            budget = np.where(weak[cells], budget + MAX_CHANGE * strength, 0.0)
+        push = np.minimum(short, budget)  # only blocks short of the margin move
+        if not push.any():
+            continue
         budget -= push
         delta = np.zeros((h, w))
         delta[:bh * BLOCK, :bw * BLOCK] = ((signs * push)[:, None, :, None] * KERNEL[None, :, None, :] / 2).reshape(

@@ -25,8 +25,10 @@ def test_the_code_of_gaussian_noise_is_uniform_and_noise_for_code_sets_it():
     assert torch.equal(code_of(mixed, 10), torch.arange(10))
     # only two entries of each row trade places: the noise keeps its N(0, I) values
     assert torch.equal(mixed.sort(dim=1).values, plain.sort(dim=1).values) and torch.equal(mixed[:, 10:], plain[:, 10:])
-    with pytest.raises(ValueError, match=r"need values in \[0, 10\)"):
-        noise_for_code(10, 4, 100, 10)
+    with pytest.raises(ValueError, match=r"code \[10\]: need values in \[0, 10\)"):
+        noise_for_code(torch.tensor([3, 10, 3, 3]), 4, 100, 10)
+    with pytest.raises(ValueError, match="2 values for n=4"):
+        noise_for_code(torch.tensor([1, 2]), 4, 100, 10)
 
 
 def test_a_coded_generator_keeps_dcgan_weights_and_draws_what_its_code_says():
@@ -55,7 +57,7 @@ def test_a_coded_discriminator_scores_and_reads_the_code():
     assert code_loss(torch.zeros(3, 10), torch.tensor([0, 4, 9])).item() == pytest.approx(math.log(10))
 
 
-def test_training_with_labels_teaches_the_head_the_digits(tmp_path):
+def test_training_with_labels_teaches_the_head_the_digits():
     """AC-GAN's head learns real labels: on a fixed batch its code loss falls well below chance (log 10)."""
     torch.manual_seed(0)
     model = GANModel(GANConfig(data="digits", ngf=8, ndf=8, code=10, code_labels=True))
@@ -84,9 +86,10 @@ def test_the_code_is_saved_with_the_weights_and_sampling_works(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--code", "10", "--arch", "mlp"], "--code 10: a categorical code needs --arch dcgan"),
-    (["--code", "10", "--loss", "wgan-gp"], "a loss other than wgan-gp"),
-    (["--code", "100"], "2 <= classes < latent_dim (100)"),
+    (["--code", "10", "--arch", "mlp"], "--code 10 with --arch mlp: the code head is on DCGAN's discriminator"),
+    (["--code", "10", "--loss", "wgan-gp"], "--code 10 with --loss wgan-gp"),
+    (["--code", "100"], "2 <= classes < --latent-dim (100)"),
+    (["--code", "5", "--code-labels"], "--code-labels with --code 5: the digit data have 10 labels"),
     (["--code-labels"], "--code-labels without --code"),
     (["--code", "10", "--code-weight", "-1"], "--code-weight -1.0: need a weight >= 0"),
 ])

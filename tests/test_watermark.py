@@ -45,8 +45,8 @@ def test_embed_then_detect_gives_back_every_bit():
 
 def test_every_bit_reads_back_on_strong_texture_with_the_strip_below():
     """Blocks of strong texture take the full budget and still disagree; the lettering of the SYNTHETIC strip
-    then votes at random. Each bit is embedded with a margin, so none reads wrong (a first version lost 6 of
-    the 48 bits here, and 1 on a translated cartoon)."""
+    then votes at random. Each bit is embedded with a margin, so none reads wrong (without the margin one of the
+    48 bits read wrong here, at z 6.6, as on a translated cartoon)."""
     from deepfake_lab.provenance import label_image
 
     rng = np.random.default_rng(0)

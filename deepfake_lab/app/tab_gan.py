@@ -7,7 +7,7 @@ Four panels, each a question a student asks in the first lesson:
   z (AC-GAN, :mod:`deepfake_lab.gan_codes`), so a chosen digit is drawn from noise whose code names it.
 * **Walk through latent space**: digits along the path between the noise of two seeds (slerp or linear).
   The style morphs smoothly (:math:`G` is continuous in the rest of z); where the path crosses from one
-  code to another the digit jumps, at one step, to the other class.
+  code to another the digit jumps, at one step, to another class.
 * **Mode coverage**: the 2-D ``ring8`` GAN, its samples against the 8 true modes; a collapsed GAN puts
   all its points on a few of them (Goodfellow et al. 2014, section 6; Metz et al. 2017, Fig. 1).
 * **Training progress**: sample grids saved during training, side by side (only when the weights folder
