@@ -98,8 +98,9 @@ def label_image(image: Image.Image, text: str = LABEL_TEXT, colour: tuple[int, i
 
 def mark_synthetic(image: Image.Image, media: int = 1) -> Image.Image:
     """The two marks in the pixels of a generated image: the invisible watermark of
-    :mod:`deepfake_lab.watermark` (which outlives re-saving, JPEG 75 and crops; see the README's table for what removes it) in the image itself, then the
-    visible SYNTHETIC strip below it (``media``: 1 a still image, 2 a video frame)."""
+    :mod:`deepfake_lab.watermark` (which outlives re-saving, JPEG 75 and crops; the README's table says what
+    removes it) in the image itself, then the visible SYNTHETIC strip below it (``media``: 1 a still image, 2 a
+    video frame)."""
     from .watermark import embed_image
 
     return label_image(embed_image(image, media))

@@ -62,12 +62,11 @@ def latents(seed: int, n: int, latent_dim: int) -> torch.Tensor:
 def digit_noise(config, seed: int, count: int, digit: str = "any") -> torch.Tensor:
     """The noise of ``seed`` (count, latent_dim); for ``digit`` "0"-"9", noise whose code asks for that digit
     (:func:`~deepfake_lab.gan_codes.noise_for_code`), which only a generator trained with labels understands."""
-    digit = str(digit if digit is not None else "any").strip() or "any"
     if digit not in DIGIT_CHOICES:
         raise ValueError(f"digit {digit!r}: choose any, or one of 0-9")
     if digit == "any":
         return latents(seed, count, config.latent_dim)
-    if not getattr(config, "code_labels", False):
+    if not config.code_labels:
         raise ValueError(f"digit {digit}: this generator was trained without labels (no --code 10 --code-labels), "
                          "so no noise asks it for one digit; choose any")
     return noise_for_code(int(digit), count, config.latent_dim, config.code,
@@ -78,13 +77,14 @@ def digit_grid(ctx: AppContext, seed, count, digit="any") -> Path:
     """A grid of ``count`` digits from ``seed`` (only ``digit``, unless "any"), as a labelled PNG."""
     seed = check_int(seed, "seed", 0, MAX_SEED)
     count = check_int(count, "number of digits", 1, MAX_DIGITS)
+    digit = "any" if digit is None else str(digit).strip()
     generator, config = ctx.models.get(DIGITS)
     z = digit_noise(config, seed, count, digit)  # (count, latent_dim)
     with torch.inference_mode():
         images = gan.sample(generator, z)  # (count, 1, 32, 32) in [-1, 1]
     grid = to_grid_image(images, nrow=min(8, count), scale=3)
     return ctx.outputs.png(grid, {"what": "digit grid", "model": DIGITS.key, "seed": seed, "count": count,
-                                  "digit": str(digit or "any")})
+                                  "digit": digit})
 
 
 def _path(config, seed_a: int, seed_b: int, steps: int, mode: str) -> torch.Tensor:
