@@ -10,9 +10,10 @@ Trains three generators with the project's own command, identical but for the ob
 scores each on the held-out frames 100-119 with PSNR, SSIM, LPIPS (VGG) and a sharpness gap, next to
 two baselines (the mean training frame; the training frame nearest to the ground truth, an oracle),
 and writes the table to ``deepfake_lab/assets/weights/pix2pix-ablation.md``. The runs use the paper's
-objectives only (``--lambda-vgg 0``: the demo preset's VGG feature term off). ``--export FILE --card FILE``
-also exports the L1+cGAN generator and writes its card (the earlier demo weights were made so; the
-current ones, with the VGG term, come from ``deepfake-lab train pix2pix --preset demo``).
+objectives only (``--lambda-vgg 0``: the demo preset's VGG feature term off) and no scale jitter
+(``--load-size 128``: flips only, as when the table was made; the demo preset now jitters).
+``--export FILE --card FILE`` also exports the L1+cGAN generator and writes its card (the earlier demo
+weights were made so; the current ones, with the VGG term, come from ``deepfake-lab train pix2pix --preset demo``).
 
     python benchmarks/ablation_pix2pix.py                       # ~20 CPU minutes, runs in parallel
     python benchmarks/ablation_pix2pix.py --jobs 1 --threads 2  # one after the other
@@ -51,7 +52,8 @@ DEMO_NAME = "pix2pix-carphone-edges"
 
 def train_command(objective: str, out: Path, steps: int | None, export: Path | None) -> list[str]:
     cmd = [sys.executable, "-m", "deepfake_lab.cli", "train", "pix2pix", "--preset", "demo",
-           "--objective", objective, "--lambda-vgg", "0", "--out", str(out), "--no-progress", "--device", "cpu"]
+           "--objective", objective, "--lambda-vgg", "0", "--load-size", "128", "--out", str(out), "--no-progress",
+           "--device", "cpu"]
     if steps:
         cmd += ["--steps", str(steps)]
     if export:
@@ -254,7 +256,7 @@ command line and the app label it so.
   enlarged 2x) crops every frame; input A = Canny edges (thresholds 50/120) of the crop, target B = the
   crop. Frames 0-99 train ({augmentation(train_config)}), frames 100-119 are held out
   ({cfg.crop_size}x{cfg.crop_size}). See `deepfake_lab/data/paired.py` (`CarphoneEdges2Face`).
-- **Command**: `deepfake-lab train pix2pix --preset demo --objective l1+cgan --lambda-vgg 0 --steps {steps} --export {weights.name}`
+- **Command**: `deepfake-lab train pix2pix --preset demo --objective l1+cgan --lambda-vgg 0 --load-size 128 --steps {steps} --export {weights.name}`
   (run by `python benchmarks/ablation_pix2pix.py`); vanilla GAN + lambda_L1 100, Adam 2e-4 (0.5, 0.999),
   {steps} steps of batch 4, learning rate constant then linearly to 0 over the last half, seed 0, the
   precision the policy chose (the run's `metrics.json` says which).

@@ -503,8 +503,10 @@ def test_demo_weights_meet_their_reported_figures_on_held_out_frames():
     assert mean["psnr"] == pytest.approx(reported["mean_frame"]["psnr"], abs=0.01)
     assert oracle["psnr"] == pytest.approx(reported["nearest_frame"]["psnr"], abs=0.01)
     assert ours["psnr"] > mean["psnr"] and ours["ssim"] > mean["ssim"]  # beats the mean training frame
-    # sharper than the previous demo (no VGG term: LPIPS-Alex 0.152, VGG 0.335); the goal of 0.10 is not reached
-    assert ours["lpips_alex"] < 0.13 and ours["lpips"] < 0.25
+    # the lesson's goal (LPIPS-Alex <= 0.10; the 4,800-step demo without jitter had 0.125), and sharper than the
+    # mean frame by far: the sharpness gap of the output's high frequencies against the photos'
+    assert ours["lpips_alex"] <= 0.10 and ours["lpips"] < 0.25
+    assert ours["sharpness_gap"] < 0.05 < mean["sharpness_gap"]
 
 
 def test_translate_and_import_official_pix2pix_files(tmp_path):
