@@ -185,18 +185,29 @@ class TransferScores:
 
 
 @torch.no_grad()
-def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None = None) -> list[TransferScores]:
-    """Each offline portrait driven by the held-out carphone frames 90-119 (relative motion, adapted scale)."""
+def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None = None,
+                      driving: np.ndarray | None = None, find_best_frame: bool = False) -> list[TransferScores]:
+    """Each offline portrait driven by the held-out carphone frames 90-119 (relative motion, adapted scale).
+
+    ``driving``: other driving frames instead, (T, S, S, 3) uint8 face crops at the model's size S (for example
+    another window of the clip: ``benchmarks/animation_transfer_windows.py``). ``find_best_frame``: motion
+    relative to the driving frame closest to the portrait's pose instead of the first (``animate --find-best-frame``).
+    """
     from ..data.animation_data import carphone_split
     from ..data.portraits import PORTRAITS, portrait_head
     from .transfer import animate
 
     size = model.config.image_size
-    _, driving = carphone_split(size)
+    if driving is None:
+        _, driving = carphone_split(size)
+    if driving.ndim != 4 or driving.shape[1:] != (size, size, 3) or driving.dtype != np.uint8:
+        raise ValueError(f"driving frames of shape {driving.shape} ({driving.dtype}); need (T, {size}, {size}, 3) "
+                         "uint8 face crops at the model's size")
     scores = []
     for name in portraits or tuple(PORTRAITS):
         source = portrait_head(name, size)
-        out = np.stack(animate(model, source, driving, relative=True, adapt_scale=True, crop=False))
+        out = np.stack(animate(model, source, driving, relative=True, adapt_scale=True, crop=False,
+                               find_best_frame=find_best_frame))
         moved, still, drv = (a.astype(np.float64) / 255 for a in (out, source[None], driving))
         scores.append(TransferScores(name, motion_transfer(driving, out), float(np.abs(moved - still).mean()),
                                      float(np.abs(moved - drv).mean()), len(out), size))

@@ -1,0 +1,88 @@
+"""How far the animation demo's motion transfer to other people holds beyond its one held-out clip.
+
+    .venv/bin/python benchmarks/animation_transfer_windows.py                 # the demo weights, ~1 CPU minute
+    .venv/bin/python benchmarks/animation_transfer_windows.py --model runs/animation --window 30 --stride 15
+
+The model card's cross-identity figure drives each offline portrait with the held-out carphone frames 90-119.
+One clip of one second is a small sample of motion, so this script drives the same portraits with every
+``--window``-frame window of the whole clip (every ``--stride`` frames; all but the last are training frames of
+the *carphone man*, never of the portraits) and scores each with
+:func:`deepfake_lab.animation.evaluate.motion_transfer` (the share of the driver's optical-flow motion the output
+reproduces; a still portrait scores 0). Each window is scored twice: motion relative to the first driving frame
+(the official demo's default and ``deepfake-lab animate``'s) and relative to the driving frame whose keypoints are
+closest to the portrait's (``--find-best-frame``), with the frame it picked. For scale, the last column drives
+a frame of the carphone man himself, 45 frames away from the window's start (same identity, another pose): what
+the model reaches when identity is no obstacle. Frame numbers are the clip's, from 0. Prints a markdown table (fp32).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deepfake_lab.animation.evaluate import evaluate_transfer, motion_transfer  # noqa: E402
+from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
+from deepfake_lab.animation.transfer import animate, best_frame_index, detect_keypoints, to_model_input  # noqa: E402
+from deepfake_lab.data.animation_data import CARPHONE_TEST_FRAMES  # noqa: E402
+from deepfake_lab.data.faces import carphone_faces  # noqa: E402
+from deepfake_lab.data.portraits import PORTRAITS, portrait_head  # noqa: E402
+
+
+def best_reference(model, name: str, driving: np.ndarray) -> int:
+    """The driving frame ``find_best_frame`` picks for this portrait (keypoints only, no frames made)."""
+    size = model.config.image_size
+    with torch.no_grad():
+        kp_source = detect_keypoints(model, to_model_input(portrait_head(name, size), size, model.device))
+        kp_driving = detect_keypoints(model, to_model_input(driving, size, model.device))
+    return best_frame_index(kp_source["value"][0], kp_driving["value"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1],
+                                     formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--model", help="animation weights or run folder (default: the demo weights)")
+    parser.add_argument("--window", type=int, default=30, help="driving frames per window (default 30)")
+    parser.add_argument("--stride", type=int, default=15, help="frames between window starts (default 15)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_animation_model(args.model, "cpu", precision="fp32")
+    crops, _ = carphone_faces(model.config.image_size)
+    if not 2 <= args.window <= len(crops) or args.stride < 1:
+        parser.error(f"--window {args.window}, --stride {args.stride}: need 2 <= window <= {len(crops)}, stride >= 1")
+    names = tuple(PORTRAITS)
+    header = " | ".join(f"{n} from the first frame | {n} from the best frame (picked)" for n in names)
+    print(f"model {model.source}, {model.config.image_size}x{model.config.image_size}, fp32; still portrait: 0\n")
+    print(f"| carphone frames | {header} | the carphone man (source frame) |")
+    print("|---" * (2 + 2 * len(names)) + "|")
+    totals = {(n, best): [] for n in names for best in (False, True)}
+    himself_scores = []
+    first_test = len(crops) - CARPHONE_TEST_FRAMES  # frames from here on are held out from training
+    for start in range(0, len(crops) - args.window + 1, args.stride):
+        driving = crops[start:start + args.window]
+        cells = []
+        first = {s.portrait: s.transfer for s in evaluate_transfer(model, names, driving)}
+        best = {s.portrait: s.transfer for s in evaluate_transfer(model, names, driving, find_best_frame=True)}
+        for n in names:
+            totals[n, False].append(first[n])
+            totals[n, True].append(best[n])
+            cells += [f"{first[n]:.3f}", f"{best[n]:.3f} ({start + best_reference(model, n, driving)})"]
+        own = (start + 45) % first_test  # a training frame of the man, 45 frames away
+        himself_scores.append(motion_transfer(driving, np.stack(animate(model, crops[own], driving, crop=False))))
+        cells.append(f"{himself_scores[-1]:.3f} ({own})")
+        held_out = (" (held out)" if start >= first_test else
+                    " (partly held out)" if start + args.window > first_test else "")
+        print(f"| {start}-{start + args.window - 1}{held_out} | " + " | ".join(cells) + " |", flush=True)
+    means = " | ".join(f"{np.mean(totals[n, False]):.3f} | {np.mean(totals[n, True]):.3f}" for n in names)
+    print(f"| mean | {means} | {np.mean(himself_scores):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
