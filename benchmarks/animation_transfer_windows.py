@@ -3,16 +3,17 @@
     .venv/bin/python benchmarks/animation_transfer_windows.py                 # the demo weights, ~1 CPU minute
     .venv/bin/python benchmarks/animation_transfer_windows.py --model runs/animation --window 30 --stride 15
 
-The model card's cross-identity figure drives each offline portrait with the held-out carphone frames 90-119.
-One clip of one second is a small sample of motion, so this script drives the same portraits with every
-``--window``-frame window of the whole clip (every ``--stride`` frames; all but the last are training frames of
-the *carphone man*, never of the portraits) and scores each with
-:func:`deepfake_lab.animation.evaluate.motion_transfer` (the share of the driver's optical-flow motion the output
-reproduces; a still portrait scores 0). Each window is scored twice: motion relative to the first driving frame
-(the official demo's default and ``deepfake-lab animate``'s) and relative to the driving frame whose keypoints are
-closest to the portrait's (``--find-best-frame``), with the frame it picked. For scale, the last column drives
-a frame of the carphone man himself, 45 frames away from the window's start (same identity, another pose): what
-the model reaches when identity is no obstacle. Frame numbers are the clip's, from 0. Prints a markdown table (fp32).
+The model card's cross-identity figure drives each offline portrait with the held-out carphone frames 90-119. One
+clip of one second is a small sample of motion, so this script drives the same portraits with every
+``--window``-frame window of the whole clip, every ``--stride`` frames (frames 0-89 trained the model on the
+*carphone man*, never on the portraits; with the defaults the last two windows hold the held-out frames 90-119, in
+part or wholly), and scores each with :func:`deepfake_lab.animation.evaluate.motion_transfer` (the share of the
+driver's optical-flow motion the output reproduces; a still portrait scores 0). Each window is scored twice: motion
+relative to the first driving frame (the official demo's default and ``deepfake-lab animate``'s) and relative to
+the driving frame whose keypoints are closest to the portrait's (``--find-best-frame``), with the frame it picked.
+For scale, the last column drives a frame of the carphone man himself, 45 frames away from the window's start (same
+identity, another pose): what the model reaches when identity is no obstacle. Frame numbers are the clip's, from 0.
+Prints a markdown table (fp32).
 """
 from __future__ import annotations
 
@@ -27,18 +28,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepfake_lab.animation.evaluate import evaluate_transfer, motion_transfer  # noqa: E402
 from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
-from deepfake_lab.animation.transfer import animate, best_frame_index, detect_keypoints, to_model_input  # noqa: E402
+from deepfake_lab.animation.transfer import animate, best_frame_index, default_batch_size  # noqa: E402
+from deepfake_lab.animation.transfer import detect_keypoints, to_model_input  # noqa: E402
 from deepfake_lab.data.animation_data import CARPHONE_TEST_FRAMES  # noqa: E402
 from deepfake_lab.data.faces import carphone_faces  # noqa: E402
 from deepfake_lab.data.portraits import PORTRAITS, portrait_head  # noqa: E402
 
 
 def best_reference(model, name: str, driving: np.ndarray) -> int:
-    """The driving frame ``find_best_frame`` picks for this portrait (keypoints only, no frames made)."""
+    """The driving frame ``find_best_frame`` picks for this portrait (keypoints only, no frames made), found
+    as :func:`~deepfake_lab.animation.transfer.animate` finds it (the same batches)."""
     size = model.config.image_size
     with torch.no_grad():
         kp_source = detect_keypoints(model, to_model_input(portrait_head(name, size), size, model.device))
-        kp_driving = detect_keypoints(model, to_model_input(driving, size, model.device))
+        kp_driving = detect_keypoints(model, to_model_input(driving, size, model.device), default_batch_size(size))
     return best_frame_index(kp_source["value"][0], kp_driving["value"])
 
 

@@ -484,13 +484,13 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 # --------------------------------------------------------------------------------------------
 # Presets: the paper's settings and the CPU demo
 # --------------------------------------------------------------------------------------------
-#: named configurations (config, loop, data): ``default`` is the paper's (its length, 200 epochs, is set
-#: from the data set size when ``--steps`` is not given); ``demo`` trains the embedded face task in about an
-#: hour of one native-bf16 CPU core: a narrow unet_128 (2.6 M parameters, 5.2 MB in fp16), PatchGAN (ndf 16),
-#: the paper's random jitter (resize to 143, random 128 crop, flip) and pix2pixHD's VGG feature term
-#: (``lambda_vgg`` 10) for 6,400 steps. Against 4,800 steps without jitter, held-out LPIPS-Alex (a network the
-#: loss does not use) fell from 0.125 to 0.090 (``assets/weights/pix2pix-carphone-edges.md``); jitter had
-#: hurt only in the short runs of ``assets/weights/pix2pix-ablation.md``
+#: named configurations (config, loop, data): ``default`` is the paper's (its length, 200 epochs, is set from the
+#: data set size when ``--steps`` is not given); ``demo`` trains the embedded face task in about an hour on both
+#: cores of a native-bf16 CPU (7,622 CPU s, bf16): a narrow unet_128 (2.6 M parameters, 5.2 MB in fp16), PatchGAN
+#: (ndf 16), the paper's random jitter (resize to 143, random 128 crop, flip) and pix2pixHD's VGG feature term
+#: (``lambda_vgg`` 10) for 6,400 steps. Against 4,800 steps without jitter, held-out LPIPS-Alex (a network the loss
+#: does not use) fell from 0.125 to 0.090 (``assets/weights/pix2pix-carphone-edges.md``); jitter had hurt only in
+#: the short runs of ``assets/weights/pix2pix-ablation.md``
 PRESETS: dict[str, tuple[Pix2PixConfig, LoopConfig, str]] = {
     "default": (Pix2PixConfig(), LoopConfig(steps=0, batch_size=1, out_dir="runs/pix2pix", sample_every=1000,
                                              checkpoint_every=5000, log_every=50), "carphone-edges"),

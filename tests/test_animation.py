@@ -475,11 +475,12 @@ def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity(
     # a third of the driver's motion reaches Grace Hopper; Eileen Collins moves, but not as the driver does (no
     # better than her still portrait: the card's "Where it fails"), so only her figure above is checked
     assert scores[0].transfer > 0.25, scores[0].line()
-    # the card's "Where it fails": on another window of the clip neither portrait beats its still picture, while
-    # the carphone man driven from another of his own frames keeps half of the motion
+    # the card's "Where it fails": on another window of the clip neither portrait keeps more than 0.02 of the
+    # motion, while the carphone man driven from another of his own frames keeps half of it
     crops, _ = carphone_faces(model.config.image_size)
     for s in evaluate_transfer(model, driving=crops[45:75]):
         assert s.transfer == pytest.approx(DEMO_CARD_WINDOW_45[s.portrait], abs=0.02), s.line()
+        assert s.transfer < 0.02, s.line()
     himself = motion_transfer(crops[45:75], np.stack(animate(model, crops[0], crops[45:75], crop=False)))
     assert himself == pytest.approx(0.480, abs=0.02) and himself > 0.3
 

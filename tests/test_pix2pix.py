@@ -506,6 +506,7 @@ def test_demo_weights_meet_their_reported_figures_on_held_out_frames():
     # the lesson's goal (LPIPS-Alex <= 0.10; the 4,800-step demo without jitter had 0.125), and sharper than the
     # mean frame by far: the sharpness gap of the output's high frequencies against the photos'
     assert ours["lpips_alex"] <= 0.10 and ours["lpips"] < 0.25
+    assert ours["sharpness_gap"] == pytest.approx(reported["pix2pix"]["sharpness_gap"], abs=0.003)
     assert ours["sharpness_gap"] < 0.05 < mean["sharpness_gap"]
 
 
