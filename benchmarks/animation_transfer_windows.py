@@ -8,12 +8,13 @@ clip of one second is a small sample of motion, so this script drives the same p
 ``--window``-frame window of the whole clip, every ``--stride`` frames (frames 0-89 trained the model on the
 *carphone man*, never on the portraits; with the defaults the last two windows hold the held-out frames 90-119, in
 part or wholly), and scores each with :func:`deepfake_lab.animation.evaluate.motion_transfer` (the share of the
-driver's optical-flow motion the output reproduces; a still portrait scores 0). Each window is scored twice: motion
-relative to the first driving frame (the official demo's default and ``deepfake-lab animate``'s) and relative to
-the driving frame whose keypoints are closest to the portrait's (``--find-best-frame``), with the frame it picked.
-For scale, the last column drives a frame of the carphone man himself, 45 frames away from the window's start (same
-identity, another pose): what the model reaches when identity is no obstacle. Frame numbers are the clip's, from 0.
-Prints a markdown table (fp32).
+driver's optical-flow motion the output reproduces; a still portrait scores 0). Each window is scored with three
+settings of relative motion: the default of ``deepfake-lab animate`` and the app (from the first driving frame, the
+motion not rescaled), the paper's demo (``--adapt-scale``: the motion scaled by the ratio of the faces' keypoint
+spreads), and that from the driving frame whose keypoints are closest to the portrait's (``--adapt-scale
+--find-best-frame``), with the frame it picked. For scale, the last column drives a frame of the carphone man
+himself, 45 frames away from the window's start (same identity, another pose): what the model reaches when identity
+is no obstacle. Frame numbers are the clip's, from 0. Prints a markdown table (fp32).
 """
 from __future__ import annotations
 
@@ -29,10 +30,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deepfake_lab.animation.evaluate import evaluate_transfer, motion_transfer  # noqa: E402
 from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
 from deepfake_lab.animation.transfer import animate, best_frame_index, default_batch_size  # noqa: E402
-from deepfake_lab.animation.transfer import detect_keypoints, to_model_input  # noqa: E402
+from deepfake_lab.animation.transfer import adapt_scale_factor, detect_keypoints, to_model_input  # noqa: E402
+from deepfake_lab.data.faces import NoFaceError, find_face  # noqa: E402
 from deepfake_lab.data.animation_data import CARPHONE_TEST_FRAMES  # noqa: E402
 from deepfake_lab.data.faces import carphone_faces  # noqa: E402
 from deepfake_lab.data.portraits import PORTRAITS, portrait_head  # noqa: E402
+
+
+#: the transfer settings compared (relative motion in each): the command's and the app's default, the paper's demo
+#: (adapted scale), and that from the driving frame closest to the portrait's pose (the frame it picked in brackets)
+SETTINGS = {"default": {}, "adapt scale": {"adapt_scale": True},
+            "adapt scale, best frame": {"adapt_scale": True, "find_best_frame": True}, "absolute": {"relative": False}}
+
+
+def face_width(image: np.ndarray) -> int:
+    """Width in pixels of the largest frontal face the Haar cascade finds (0: none)."""
+    try:
+        return find_face(image)[0].w
+    except NoFaceError:
+        return 0
+
+
+def scale_factor(model, name: str, first_frame: np.ndarray) -> float:
+    """The adapted scale that ``--adapt-scale`` applies for this portrait and this first driving frame."""
+    size = model.config.image_size
+    with torch.no_grad():
+        kp_source = detect_keypoints(model, to_model_input(portrait_head(name, size), size, model.device))
+        kp_first = detect_keypoints(model, to_model_input(first_frame, size, model.device))
+    return float(adapt_scale_factor(kp_source["value"][0], kp_first["value"][0]))
 
 
 def best_reference(model, name: str, driving: np.ndarray) -> int:
@@ -60,30 +85,52 @@ def main(argv: list[str] | None = None) -> int:
     if not 2 <= args.window <= len(crops) or args.stride < 1:
         parser.error(f"--window {args.window}, --stride {args.stride}: need 2 <= window <= {len(crops)}, stride >= 1")
     names = tuple(PORTRAITS)
-    header = " | ".join(f"{n} from the first frame | {n} from the best frame (picked)" for n in names)
+    header = " | ".join(f"{n}: {label}" for n in names for label in SETTINGS)
     print(f"model {model.source}, {model.config.image_size}x{model.config.image_size}, fp32; still portrait: 0\n")
     print(f"| carphone frames | {header} | the carphone man (source frame) |")
-    print("|---" * (2 + 2 * len(names)) + "|")
-    totals = {(n, best): [] for n in names for best in (False, True)}
+    print("|---" * (2 + len(SETTINGS) * len(names)) + "|")
+    totals: dict[tuple[str, str], list] = {(n, label): [] for n in names for label in SETTINGS}
+    factors: dict[str, list[float]] = {n: [] for n in names}
     himself_scores = []
     first_test = len(crops) - CARPHONE_TEST_FRAMES  # frames from here on are held out from training
     for start in range(0, len(crops) - args.window + 1, args.stride):
         driving = crops[start:start + args.window]
+        scores = {label: {s.portrait: s for s in evaluate_transfer(model, names, driving, **options)}
+                  for label, options in SETTINGS.items()}
         cells = []
-        first = {s.portrait: s.transfer for s in evaluate_transfer(model, names, driving)}
-        best = {s.portrait: s.transfer for s in evaluate_transfer(model, names, driving, find_best_frame=True)}
         for n in names:
-            totals[n, False].append(first[n])
-            totals[n, True].append(best[n])
-            cells += [f"{first[n]:.3f}", f"{best[n]:.3f} ({start + best_reference(model, n, driving)})"]
+            for label, options in SETTINGS.items():
+                totals[n, label].append(scores[label][n])
+                picked = f" ({start + best_reference(model, n, driving)})" if options.get("find_best_frame") else ""
+                cells.append(f"{scores[label][n].transfer:.3f}{picked}")
+            factors[n].append(scale_factor(model, n, driving[0]))
         own = (start + 45) % first_test  # a training frame of the man, 45 frames away
-        himself_scores.append(motion_transfer(driving, np.stack(animate(model, crops[own], driving, crop=False))))
+        himself = animate(model, crops[own], driving, adapt_scale=False, crop=False)
+        himself_scores.append(motion_transfer(driving, np.stack(himself)))
         cells.append(f"{himself_scores[-1]:.3f} ({own})")
         held_out = (" (held out)" if start >= first_test else
                     " (partly held out)" if start + args.window > first_test else "")
         print(f"| {start}-{start + args.window - 1}{held_out} | " + " | ".join(cells) + " |", flush=True)
-    means = " | ".join(f"{np.mean(totals[n, False]):.3f} | {np.mean(totals[n, True]):.3f}" for n in names)
+    means = " | ".join(f"{np.mean([t.transfer for t in totals[n, label]]):.3f}" for n in names for label in SETTINGS)
     print(f"| mean | {means} | {np.mean(himself_scores):.3f} |")
+
+    # identity and the adapted scale, over all windows
+    print("\n| portrait | setting | mean transfer | mean L1 to the source | mean L1 to the driver |")
+    print("|---|---|---|---|---|")
+    for n in names:
+        for label in SETTINGS:
+            runs = totals[n, label]
+            print(f"| {n} | {label} | {np.mean([t.transfer for t in runs]):.3f} | "
+                  f"{np.mean([t.to_source_l1 for t in runs]):.4f} | {np.mean([t.to_driver_l1 for t in runs]):.4f} |")
+    size = model.config.image_size
+    widths = [face_width(frame) for frame in crops[::3]]
+    found = [w for w in widths if w]
+    print("\nadapted scale per window (the first driving frame's keypoint hull against the portrait's):")
+    for n in names:
+        print(f"  {n}: " + " ".join(f"{f:.2f}" for f in factors[n])
+              + f"; Haar face box {face_width(portrait_head(n, size))} px wide at {size}x{size}")
+    print(f"  the carphone man: Haar face box {min(found)}-{max(found)} px wide ({len(found)} of {len(widths)} "
+          "frames, every third)")
     return 0
 
 

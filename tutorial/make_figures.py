@@ -340,9 +340,11 @@ def section_animation() -> None:
         num(f"anim_transfer_{other.portrait}", other.transfer)
         num(f"anim_to_source_{other.portrait}", other.to_source_l1, "{:.4f}")
         num(f"anim_to_driver_{other.portrait}", other.to_driver_l1, "{:.4f}")
+    for other in animation.evaluate_transfer(model, adapt_scale=True):
+        num(f"anim_adapted_transfer_{other.portrait}", other.transfer)
     driving = animation_data.read_frames(animation_data.example_driving_path(), max_frames=60)[::12][:5]
     source = portrait("grace_hopper")
-    frames, details = animation.animate(model, source, driving, return_details=True)
+    frames, details = animation.animate(model, source, driving, adapt_scale=False, return_details=True)  # as `animate`
     save_synthetic(row_images([list(details["driving"]), frames], size=128), "animation-grace-hopper.png",
                    {"model": animation.DEMO_WEIGHTS.name, "rows": "driving frames; animated source"})
     TEXT["code_kp_transfer"] = excerpt(animation.normalize_kp, 30)

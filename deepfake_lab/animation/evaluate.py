@@ -186,12 +186,16 @@ class TransferScores:
 
 @torch.no_grad()
 def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None = None,
-                      driving: np.ndarray | None = None, find_best_frame: bool = False) -> list[TransferScores]:
-    """Each offline portrait driven by the held-out carphone frames 90-119 (relative motion, adapted scale).
+                      driving: np.ndarray | None = None, find_best_frame: bool = False,
+                      adapt_scale: bool = False, relative: bool = True) -> list[TransferScores]:
+    """Each offline portrait driven by the held-out carphone frames 90-119 (relative motion, as ``deepfake-lab
+    animate`` and the app make it: from the first driving frame, the motion not rescaled).
 
     ``driving``: other driving frames instead, (T, S, S, 3) uint8 face crops at the model's size S (for example
     another window of the clip: ``benchmarks/animation_transfer_windows.py``). ``find_best_frame``: motion
     relative to the driving frame closest to the portrait's pose instead of the first (``animate --find-best-frame``).
+    ``adapt_scale``: the motion scaled by the ratio of the faces' keypoint spreads (the paper's demo,
+    ``animate --adapt-scale``); ``relative`` False: absolute keypoints (``animate --absolute``).
     """
     from ..data.animation_data import carphone_split
     from ..data.portraits import PORTRAITS, portrait_head
@@ -206,7 +210,7 @@ def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None 
     scores = []
     for name in portraits or tuple(PORTRAITS):
         source = portrait_head(name, size)
-        out = np.stack(animate(model, source, driving, relative=True, adapt_scale=True, crop=False,
+        out = np.stack(animate(model, source, driving, relative=relative, adapt_scale=adapt_scale, crop=False,
                                find_best_frame=find_best_frame))
         moved, still, drv = (a.astype(np.float64) / 255 for a in (out, source[None], driving))
         scores.append(TransferScores(name, motion_transfer(driving, out), float(np.abs(moved - still).mean()),

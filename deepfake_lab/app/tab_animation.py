@@ -9,7 +9,8 @@ Switches, as in the paper's demo:
 
 * **relative** motion moves the source by how the driving face moved since the first driving frame
   (keeps the source's face shape); **absolute** copies the driving keypoints (needs aligned faces);
-* **adapt scale** rescales the motion by the ratio of the two faces' keypoint spreads (relative mode only);
+* **adapt scale** rescales the motion by the ratio of the two faces' keypoint spreads (relative mode only; off
+  by default: the demo model's spreads differ by identity more than by face size, see its model card);
 * **crop to the face**: a square around the largest face (Haar cascade) of the photo and one fixed box for
   the whole video; off, the centre square is used.
 
@@ -146,7 +147,7 @@ def _centre_square(image: np.ndarray) -> np.ndarray:
     return image[..., top:top + side, left:left + side, :]  # (..., H, W, 3) -> (..., S, S, 3)
 
 
-def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relative", adapt_scale: bool = True,
+def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relative", adapt_scale: bool = False,
                   crop: bool = True, max_frames=MAX_FRAMES, progress: Callable[[int, int], None] | None = None,
                   model: str | None = DEMO_CHOICE, other: str | None = "") -> tuple[Path, str, list[str]]:
     """Animate the photo with the video's motion; returns (labelled MP4 source | driving | result, summary, notes).
@@ -218,7 +219,7 @@ def build(ctx: AppContext, demo) -> None:
                 driving = gr.Video(label="Driving video", sources=["upload"], elem_id="animation-driving", height=260)
             with gr.Row():
                 mode = gr.Radio(list(MODES), value="relative", label="Motion", elem_id="animation-mode")
-                adapt = gr.Checkbox(value=True, label="Adapt scale", elem_id="animation-adapt")
+                adapt = gr.Checkbox(value=False, label="Adapt scale", elem_id="animation-adapt")
                 crop = gr.Checkbox(value=True, label="Crop to the face", elem_id="animation-crop")
             frames = gr.Slider(1, MAX_FRAMES, value=MAX_FRAMES, step=1, label="Driving frames (at most)",
                                elem_id="animation-frames")

@@ -214,7 +214,7 @@ def in_box(keypoints: dict[str, torch.Tensor], box: Box, reference: Box) -> dict
 
 
 @torch.no_grad()
-def live_frame(model, session: LiveSession, frame, adapt_scale: bool = True, now: float | None = None) -> LiveFrame:
+def live_frame(model, session: LiveSession, frame, adapt_scale: bool = False, now: float | None = None) -> LiveFrame:
     """Move the session's portrait like the face in one camera frame ((H, W, 3) uint8 RGB); see the module text.
 
     Never raises for a frame without a face: the returned :class:`LiveFrame` has no image and says what to do.
@@ -293,7 +293,7 @@ def build(ctx: AppContext, demo) -> None:
                                   constraints={"video": {"width": {"ideal": 320}, "height": {"ideal": 240}}}))
             with gr.Row():
                 reset = gr.Button("Reset pose", elem_id="live-reset")
-                adapt = gr.Checkbox(value=True, label="Adapt scale", elem_id="live-adapt")
+                adapt = gr.Checkbox(value=False, label="Adapt scale", elem_id="live-adapt")
             portrait = gr.Radio(list(PORTRAIT_CHOICES), value=DEFAULT_PORTRAIT, label="Portrait",
                                 elem_id="live-portrait")
             photo = image_input(label="...or your own portrait", elem_id="live-photo", height=180,
