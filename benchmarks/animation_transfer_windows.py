@@ -1,6 +1,6 @@
 """How far the animation demo's motion transfer to other people holds beyond its one held-out clip.
 
-    .venv/bin/python benchmarks/animation_transfer_windows.py                 # the demo weights, ~1 CPU minute
+    .venv/bin/python benchmarks/animation_transfer_windows.py                 # the demo weights, a few CPU minutes
     .venv/bin/python benchmarks/animation_transfer_windows.py --model runs/animation --window 30 --stride 15
 
 The model card's cross-identity figure drives each offline portrait with the held-out carphone frames 90-119. One
@@ -8,13 +8,14 @@ clip of one second is a small sample of motion, so this script drives the same p
 ``--window``-frame window of the whole clip, every ``--stride`` frames (frames 0-89 trained the model on the
 *carphone man*, never on the portraits; with the defaults the last two windows hold the held-out frames 90-119, in
 part or wholly), and scores each with :func:`deepfake_lab.animation.evaluate.motion_transfer` (the share of the
-driver's optical-flow motion the output reproduces; a still portrait scores 0). Each window is scored with three
-settings of relative motion: the default of ``deepfake-lab animate`` and the app (from the first driving frame, the
-motion not rescaled), the paper's demo (``--adapt-scale``: the motion scaled by the ratio of the faces' keypoint
-spreads), and that from the driving frame whose keypoints are closest to the portrait's (``--adapt-scale
---find-best-frame``), with the frame it picked. For scale, the last column drives a frame of the carphone man
-himself, 45 frames away from the window's start (same identity, another pose): what the model reaches when identity
-is no obstacle. Frame numbers are the clip's, from 0. Prints a markdown table (fp32).
+driver's optical-flow motion the output reproduces; a still portrait scores 0). Each window is scored with four
+settings: relative motion as ``deepfake-lab animate`` and the app make it (from the first driving frame, the motion
+not rescaled), the paper's demo (``--adapt-scale``: the motion scaled by the ratio of the faces' keypoint spreads),
+that from the driving frame whose keypoints are closest to the portrait's (``--adapt-scale --find-best-frame``,
+with the frame it picked), and absolute keypoints (``--absolute``). For scale, the last column drives a frame of
+the carphone man himself, 45 frames away from the window's start (same identity, another pose): what the model
+reaches when identity is no obstacle. Frame numbers are the clip's, from 0. Prints two markdown tables (transfer
+per window; identity per setting) and the adapted scale of every window (fp32).
 """
 from __future__ import annotations
 
@@ -31,14 +32,14 @@ from deepfake_lab.animation.evaluate import evaluate_transfer, motion_transfer  
 from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
 from deepfake_lab.animation.transfer import animate, best_frame_index, default_batch_size  # noqa: E402
 from deepfake_lab.animation.transfer import adapt_scale_factor, detect_keypoints, to_model_input  # noqa: E402
-from deepfake_lab.data.faces import NoFaceError, find_face  # noqa: E402
 from deepfake_lab.data.animation_data import CARPHONE_TEST_FRAMES  # noqa: E402
-from deepfake_lab.data.faces import carphone_faces  # noqa: E402
+from deepfake_lab.data.faces import NoFaceError, carphone_faces, find_face  # noqa: E402
 from deepfake_lab.data.portraits import PORTRAITS, portrait_head  # noqa: E402
 
 
-#: the transfer settings compared (relative motion in each): the command's and the app's default, the paper's demo
-#: (adapted scale), and that from the driving frame closest to the portrait's pose (the frame it picked in brackets)
+#: the transfer settings compared: relative motion as the command's and the app's default, the paper's demo
+#: (adapted scale), that from the driving frame closest to the portrait's pose (the frame it picked in brackets),
+#: and absolute keypoints
 SETTINGS = {"default": {}, "adapt scale": {"adapt_scale": True},
             "adapt scale, best frame": {"adapt_scale": True, "find_best_frame": True}, "absolute": {"relative": False}}
 

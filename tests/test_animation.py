@@ -477,9 +477,10 @@ def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity(
     assert scores[0].transfer > 0.25, scores[0].line()  # a third of the driver's motion reaches Grace Hopper
     # the paper's adapted scale enlarges the motion for no reason of size (the card): Eileen Collins then moves,
     # but not as the driver does
-    for s, adapted in zip(scores, evaluate_transfer(model, adapt_scale=True)):
-        assert adapted.transfer == pytest.approx(DEMO_CARD_TRANSFER_ADAPTED[s.portrait], abs=0.02), adapted.line()
-        assert adapted.transfer < s.transfer, adapted.line()
+    adapted = evaluate_transfer(model, adapt_scale=True)
+    for a in adapted:
+        assert a.transfer == pytest.approx(DEMO_CARD_TRANSFER_ADAPTED[a.portrait], abs=0.02), a.line()
+    assert adapted[1].transfer < scores[1].transfer - 0.05, adapted[1].line()
     # the card's "Where it fails": on another window of the clip Grace Hopper keeps a seventh of the motion and
     # Eileen Collins none, while the carphone man driven from another of his own frames keeps almost half of it
     crops, _ = carphone_faces(model.config.image_size)

@@ -12,7 +12,8 @@ time instead of a whole video (:func:`live_frame`):
    as the Animation tab's crop) and the keypoint detector finds K keypoints with their Jacobians;
 3. **relative motion** (§3.5, :func:`deepfake_lab.animation.transfer.normalize_kp`): the portrait's keypoints
    move by how the camera's keypoints moved since the **reference frame**, the first frame of the stream or
-   the first one after *Reset pose*:  :math:`p^{S_t} = p^S + \\alpha (p^{D_t} - p^{D_0})`. When the box has
+   the first one after *Reset pose*:  :math:`p^{S_t} = p^S + \\alpha (p^{D_t} - p^{D_0})`, with
+   :math:`\\alpha = 1` unless *Adapt scale* is ticked. When the box has
    moved since the reference frame, the keypoints are first carried into the reference box's coordinates
    (:func:`in_box`), so following the face does not count as motion of the face;
 4. the generator warps the portrait; the frame shown is **portrait | camera | result**, the keypoints drawn
