@@ -6,16 +6,15 @@ Trains three generators with the project's own command, identical but for the ob
     deepfake-lab train pix2pix --preset demo --lambda-vgg 0 --load-size 128 --steps 2400 --objective cgan
     deepfake-lab train pix2pix --preset demo --lambda-vgg 0 --load-size 128 --steps 2400 --objective l1+cgan
 
-(regression only; adversarial only, lambda = 0; pix2pix)
-
-(Canny edges -> carphone face crops, frames 0-99, 128x128, unet_128 ngf 16, 2400 steps of batch 4),
-scores each on the held-out frames 100-119 with PSNR, SSIM, LPIPS (VGG) and a sharpness gap, next to
-two baselines (the mean training frame; the training frame nearest to the ground truth, an oracle),
-and writes the table to ``deepfake_lab/assets/weights/pix2pix-ablation.md``. The runs use the paper's
-objectives only (``--lambda-vgg 0``: the demo preset's VGG feature term off) and no scale jitter
-(``--load-size 128``: flips only, as when the table was made; the demo preset now jitters).
-``--export FILE --card FILE`` also exports the L1+cGAN generator and writes its card (the earlier demo
-weights were made so; the current ones, with the VGG term, come from ``deepfake-lab train pix2pix --preset demo``).
+(regression only; adversarial only, lambda = 0; pix2pix: Canny edges -> carphone face crops, frames 0-99,
+128x128, unet_128 ngf 16, 2400 steps of batch 4), scores each on the held-out frames 100-119 with PSNR,
+SSIM, LPIPS (VGG) and a sharpness gap, next to two baselines (the mean training frame; the training frame
+nearest to the ground truth, an oracle), and writes the table to
+``deepfake_lab/assets/weights/pix2pix-ablation.md``. The runs use the paper's objectives only
+(``--lambda-vgg 0``: the demo preset's VGG feature term off) and no scale jitter (``--load-size 128``:
+flips only, as when the table was made; the demo preset now jitters). ``--export FILE --card FILE`` also
+exports the L1+cGAN generator and writes its card (the earlier demo weights were made so; the current
+ones, with the VGG term, come from ``deepfake-lab train pix2pix --preset demo``).
 
     python benchmarks/ablation_pix2pix.py                       # ~20 CPU minutes, runs in parallel
     python benchmarks/ablation_pix2pix.py --jobs 1 --threads 2  # one after the other

@@ -52,23 +52,16 @@ def face_width(image: np.ndarray) -> int:
         return 0
 
 
-def scale_factor(model, name: str, first_frame: np.ndarray) -> float:
-    """The adapted scale that ``--adapt-scale`` applies for this portrait and this first driving frame."""
-    size = model.config.image_size
-    with torch.no_grad():
-        kp_source = detect_keypoints(model, to_model_input(portrait_head(name, size), size, model.device))
-        kp_first = detect_keypoints(model, to_model_input(first_frame, size, model.device))
-    return float(adapt_scale_factor(kp_source["value"][0], kp_first["value"][0]))
-
-
-def best_reference(model, name: str, driving: np.ndarray) -> int:
-    """The driving frame ``find_best_frame`` picks for this portrait (keypoints only, no frames made), found
-    as :func:`~deepfake_lab.animation.transfer.animate` finds it (the same batches)."""
+def reference_and_scale(model, name: str, driving: np.ndarray) -> tuple[int, float]:
+    """For this portrait and these driving frames: the frame ``find_best_frame`` picks and the factor
+    ``--adapt-scale`` applies (against the first frame), from keypoints found as
+    :func:`~deepfake_lab.animation.transfer.animate` finds them (the same batches; no frames made)."""
     size = model.config.image_size
     with torch.no_grad():
         kp_source = detect_keypoints(model, to_model_input(portrait_head(name, size), size, model.device))
         kp_driving = detect_keypoints(model, to_model_input(driving, size, model.device), default_batch_size(size))
-    return best_frame_index(kp_source["value"][0], kp_driving["value"])
+    source, frames = kp_source["value"][0], kp_driving["value"]
+    return best_frame_index(source, frames), float(adapt_scale_factor(source, frames[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
                   for label, options in SETTINGS.items()}
         cells = []
         for n in names:
+            reference, factor = reference_and_scale(model, n, driving)
+            factors[n].append(factor)
             for label, options in SETTINGS.items():
                 totals[n, label].append(scores[label][n])
-                picked = f" ({start + best_reference(model, n, driving)})" if options.get("find_best_frame") else ""
+                picked = f" ({start + reference})" if options.get("find_best_frame") else ""
                 cells.append(f"{scores[label][n].transfer:.3f}{picked}")
-            factors[n].append(scale_factor(model, n, driving[0]))
         own = (start + 45) % first_test  # a training frame of the man, 45 frames away
         himself = animate(model, crops[own], driving, adapt_scale=False, crop=False)
         himself_scores.append(motion_transfer(driving, np.stack(himself)))

@@ -462,9 +462,7 @@ def test_motion_transfer_is_one_for_the_driver_zero_when_still_and_negative_when
 
 @needs_demo
 def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity():
-    from deepfake_lab.animation.evaluate import evaluate_transfer
-
-    from deepfake_lab.animation.evaluate import motion_transfer
+    from deepfake_lab.animation.evaluate import evaluate_transfer, motion_transfer
     from deepfake_lab.data.faces import carphone_faces
 
     model = load_animation_model()

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from .model import FirstOrderModel
-from .transfer import default_batch_size, to_model_input
+from .transfer import ADAPT_SCALE_DEFAULT, default_batch_size, to_model_input
 
 __all__ = ["ReconstructionScores", "reconstruction_scores", "evaluate_carphone", "FLOW_SIZE", "motion_field",
            "motion_transfer", "TransferScores", "evaluate_transfer"]
@@ -187,7 +187,7 @@ class TransferScores:
 @torch.no_grad()
 def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None = None,
                       driving: np.ndarray | None = None, find_best_frame: bool = False,
-                      adapt_scale: bool = False, relative: bool = True) -> list[TransferScores]:
+                      adapt_scale: bool = ADAPT_SCALE_DEFAULT, relative: bool = True) -> list[TransferScores]:
     """Each offline portrait driven by the held-out carphone frames 90-119 (relative motion, as ``deepfake-lab
     animate`` and the app make it: from the first driving frame, the motion not rescaled).
 

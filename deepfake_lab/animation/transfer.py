@@ -31,7 +31,15 @@ from .model import FirstOrderModel
 
 __all__ = ["convex_hull_area", "adapt_scale_factor", "normalize_kp", "normalized_keypoints", "best_frame_index",
            "crop_source", "crop_driving", "to_model_input", "default_batch_size", "detect_keypoints", "animate", "motion_details",
-           "keypoints_to_pixels", "draw_keypoints", "flow_to_rgb", "mask_to_rgb", "side_by_side", "resize_square"]
+           "keypoints_to_pixels", "draw_keypoints", "flow_to_rgb", "mask_to_rgb", "side_by_side", "resize_square",
+           "ADAPT_SCALE_DEFAULT"]
+
+#: whether ``deepfake-lab animate``, the app's Animation and Live tabs and
+#: :func:`~deepfake_lab.animation.evaluate.evaluate_transfer` rescale relative motion by the keypoint spreads: off,
+#: since the demo model's keypoints spread differently for different people more than for faces of different
+#: size (``assets/weights/animation-demo.md`` measures it). :func:`animate` keeps the paper's demo default (on),
+#: so official checkpoints reproduce the official demo.
+ADAPT_SCALE_DEFAULT = False
 
 #: one colour per keypoint (and the background first) for pictures
 PALETTE = np.array([[128, 128, 128], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],

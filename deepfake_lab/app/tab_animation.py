@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from ..animation import animate, crop_driving, crop_source, load_animation_model
-from ..animation.transfer import resize_square, side_by_side
+from ..animation.transfer import ADAPT_SCALE_DEFAULT, resize_square, side_by_side
 from ..data import DataError
 from ..data.animation_data import example_driving_path, example_source_path
 from .common import AppContext, check_int, fit_side, image_input, open_image, show_notes, upload_path, user_errors
@@ -147,7 +147,8 @@ def _centre_square(image: np.ndarray) -> np.ndarray:
     return image[..., top:top + side, left:left + side, :]  # (..., H, W, 3) -> (..., S, S, 3)
 
 
-def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relative", adapt_scale: bool = False,
+def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relative",
+                  adapt_scale: bool = ADAPT_SCALE_DEFAULT,
                   crop: bool = True, max_frames=MAX_FRAMES, progress: Callable[[int, int], None] | None = None,
                   model: str | None = DEMO_CHOICE, other: str | None = "") -> tuple[Path, str, list[str]]:
     """Animate the photo with the video's motion; returns (labelled MP4 source | driving | result, summary, notes).
@@ -219,7 +220,7 @@ def build(ctx: AppContext, demo) -> None:
                 driving = gr.Video(label="Driving video", sources=["upload"], elem_id="animation-driving", height=260)
             with gr.Row():
                 mode = gr.Radio(list(MODES), value="relative", label="Motion", elem_id="animation-mode")
-                adapt = gr.Checkbox(value=False, label="Adapt scale", elem_id="animation-adapt")
+                adapt = gr.Checkbox(value=ADAPT_SCALE_DEFAULT, label="Adapt scale", elem_id="animation-adapt")
                 crop = gr.Checkbox(value=True, label="Crop to the face", elem_id="animation-crop")
             frames = gr.Slider(1, MAX_FRAMES, value=MAX_FRAMES, step=1, label="Driving frames (at most)",
                                elem_id="animation-frames")

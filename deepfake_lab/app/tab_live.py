@@ -46,8 +46,8 @@ import torch
 
 from ..animation import crop_source, draw_keypoints
 from ..animation.media import label_frames
-from ..animation.transfer import (detect_keypoints, keypoints_to_pixels, normalize_kp, resize_square, side_by_side,
-                                  to_model_input)
+from ..animation.transfer import (ADAPT_SCALE_DEFAULT, detect_keypoints, keypoints_to_pixels, normalize_kp,
+                                  resize_square, side_by_side, to_model_input)
 from ..data import DataError
 from ..data.faces import Box, crop_box, detect_faces, square_box
 from ..data.portraits import portrait_head
@@ -215,7 +215,8 @@ def in_box(keypoints: dict[str, torch.Tensor], box: Box, reference: Box) -> dict
 
 
 @torch.no_grad()
-def live_frame(model, session: LiveSession, frame, adapt_scale: bool = False, now: float | None = None) -> LiveFrame:
+def live_frame(model, session: LiveSession, frame, adapt_scale: bool = ADAPT_SCALE_DEFAULT,
+               now: float | None = None) -> LiveFrame:
     """Move the session's portrait like the face in one camera frame ((H, W, 3) uint8 RGB); see the module text.
 
     Never raises for a frame without a face: the returned :class:`LiveFrame` has no image and says what to do.
@@ -294,7 +295,7 @@ def build(ctx: AppContext, demo) -> None:
                                   constraints={"video": {"width": {"ideal": 320}, "height": {"ideal": 240}}}))
             with gr.Row():
                 reset = gr.Button("Reset pose", elem_id="live-reset")
-                adapt = gr.Checkbox(value=False, label="Adapt scale", elem_id="live-adapt")
+                adapt = gr.Checkbox(value=ADAPT_SCALE_DEFAULT, label="Adapt scale", elem_id="live-adapt")
             portrait = gr.Radio(list(PORTRAIT_CHOICES), value=DEFAULT_PORTRAIT, label="Portrait",
                                 elem_id="live-portrait")
             photo = image_input(label="...or your own portrait", elem_id="live-photo", height=180,

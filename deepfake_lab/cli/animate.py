@@ -41,7 +41,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--model", help="weights: .safetensors from `train animation`, a run folder, or an official "
                                    "first-order-model .pth.tar (default: the demo weights)")
     p.add_argument("--absolute", action="store_true", help="absolute keypoint transfer (default: relative)")
-    p.add_argument("--adapt-scale", action=argparse.BooleanOptionalAction, default=False,
+    # default None: resolved to animation.transfer.ADAPT_SCALE_DEFAULT when the command runs (no torch at start-up)
+    p.add_argument("--adapt-scale", action=argparse.BooleanOptionalAction, default=None,
                    help="scale the motion by the ratio of the two faces' keypoint spreads (the paper's demo; off by "
                         "default: with the demo model the spreads differ by identity more than by face size, and the "
                         "portraits follow the driver better without it, see its model card)")
@@ -115,7 +116,7 @@ def _animate_command(args: argparse.Namespace) -> int:
     from ..data.animation_data import example_driving_path, example_source_path
     from ..animation.importer import load_animation_model
     from ..animation.media import write_labelled_video
-    from ..animation.transfer import animate, resize_square, side_by_side
+    from ..animation.transfer import ADAPT_SCALE_DEFAULT, animate, resize_square, side_by_side
 
     out = Path(args.output)
     if out.suffix.lower() not in (".mp4", ".gif"):
@@ -140,7 +141,8 @@ def _animate_command(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         bar.update(done - bar.n)
 
-    frames, details = animate(model, source, driving, relative=not args.absolute, adapt_scale=args.adapt_scale,
+    adapt_scale = ADAPT_SCALE_DEFAULT if args.adapt_scale is None else args.adapt_scale
+    frames, details = animate(model, source, driving, relative=not args.absolute, adapt_scale=adapt_scale,
                               find_best_frame=args.find_best_frame, progress=progress, crop=not args.no_crop,
                               return_details=True, search_frames=search)
     bar.close()
@@ -149,7 +151,7 @@ def _animate_command(args: argparse.Namespace) -> int:
         src = resize_square(details["source"], args.size)
         frames = [side_by_side(src, resize_square(d, args.size), f) for d, f in zip(details["driving"], frames)]
     about = {"model": model.source, "source": Path(args.source).name, "driving": Path(args.driving).name,
-             "mode": "absolute" if args.absolute else "relative", "adapt_scale": args.adapt_scale,
+             "mode": "absolute" if args.absolute else "relative", "adapt_scale": adapt_scale,
              "reference_frame": details["reference"]}
     write_labelled_video(out, frames, fps, about)
     print(f"wrote {len(frames)} frames at {fps:.2f} fps to {out} (labelled synthetic; model: {model.source}"
