@@ -14,8 +14,14 @@ not rescaled), the paper's demo (``--adapt-scale``: the motion scaled by the rat
 that from the driving frame whose keypoints are closest to the portrait's (``--adapt-scale --find-best-frame``,
 with the frame it picked), and absolute keypoints (``--absolute``). For scale, the last column drives a frame of
 the carphone man himself, 45 frames away from the window's start (same identity, another pose): what the model
-reaches when identity is no obstacle. Frame numbers are the clip's, from 0. Prints two markdown tables (transfer
-per window; identity per setting) and the adapted scale of every window (fp32).
+reaches when identity is no obstacle. Frame numbers are the clip's, from 0. Prints three markdown tables (transfer
+per window; identity per setting; the mouth, below) and the adapted scale of every window (fp32).
+
+The mouth is a small part of the face, so a third table scores it alone for the default setting
+(:func:`deepfake_lab.animation.evaluate.mouth_transfer`): the correlation over the window between the darkening of
+the output's lips (a mouth that opens shows its dark inside) and the driver's, and the same for the jaw's drop,
+beside the driver's own darkening range (how much his mouth opens or closes in that window; where it hardly
+moves, the correlations are noise).
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepfake_lab.animation.evaluate import evaluate_transfer, motion_transfer  # noqa: E402
+from deepfake_lab.animation.evaluate import evaluate_transfer, find_mouth, mouth_signals  # noqa: E402
+from deepfake_lab.animation.evaluate import motion_transfer, mouth_transfer  # noqa: E402
 from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
 from deepfake_lab.animation.transfer import animate, best_frame_index, default_batch_size  # noqa: E402
 from deepfake_lab.animation.transfer import adapt_scale_factor, detect_keypoints, to_model_input  # noqa: E402
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---" * (2 + len(SETTINGS) * len(names)) + "|")
     totals: dict[tuple[str, str], list] = {(n, label): [] for n in names for label in SETTINGS}
     factors: dict[str, list[float]] = {n: [] for n in names}
-    himself_scores = []
+    himself_scores, mouth_rows = [], []
     first_test = len(crops) - CARPHONE_TEST_FRAMES  # frames from here on are held out from training
     for start in range(0, len(crops) - args.window + 1, args.stride):
         driving = crops[start:start + args.window]
@@ -103,11 +110,31 @@ def main(argv: list[str] | None = None) -> int:
         himself = animate(model, crops[own], driving, adapt_scale=False, crop=False)
         himself_scores.append(motion_transfer(driving, np.stack(himself)))
         cells.append(f"{himself_scores[-1]:.3f} ({own})")
+        lips = find_mouth(driving)
+        darkening = mouth_signals(driving, lips)[1]
+        own_mouth = mouth_transfer(driving, lips, np.stack(himself), find_mouth(crops[own:]))  # his next found face
+        mouth_rows.append((start, float(darkening.max() - darkening.min()),
+                           [scores["default"][n].mouth for n in names] + [own_mouth]))
         held_out = (" (held out)" if start >= first_test else
                     " (partly held out)" if start + args.window > first_test else "")
         print(f"| {start}-{start + args.window - 1}{held_out} | " + " | ".join(cells) + " |", flush=True)
     means = " | ".join(f"{np.mean([t.transfer for t in totals[n, label]]):.3f}" for n in names for label in SETTINGS)
     print(f"| mean | {means} | {np.mean(himself_scores):.3f} |")
+
+    print("\n| carphone frames | the driver's darkening range | "
+          + " | ".join(f"{n}: mouth r (jaw r)" for n in names) + " | the carphone man: mouth r (jaw r) |")
+    print("|---" * (3 + len(names)) + "|")
+    for start, spread, mouths in mouth_rows:
+        cells = [f"{m['dark_corr']:.2f} ({m['jaw_corr']:.2f})" if m else "-" for m in mouths]
+        print(f"| {start}-{start + args.window - 1} | {spread:.3f} | " + " | ".join(cells) + " |")
+    for label, least in (("mean", 0.0), ("mean where the range >= 0.05", 0.05)):
+        rows = [mouths for _, spread, mouths in mouth_rows if spread >= least]
+        cells = []
+        for i in range(len(names) + 1):
+            scored = [m[i] for m in rows if m[i]]
+            cells.append(f"{np.mean([m['dark_corr'] for m in scored]):.2f} "
+                         f"({np.mean([m['jaw_corr'] for m in scored]):.2f})" if scored else "-")
+        print(f"| {label} ({len(rows)} windows) | | " + " | ".join(cells) + " |")
 
     # identity and the adapted scale, over all windows
     print("\n| portrait | setting | mean transfer | mean L1 to the source | mean L1 to the driver |")

@@ -323,13 +323,13 @@ PIX2PIX = Lesson(
 def _animation_dataset(config, data: str, options):
     from .data.animation_data import FramesDataset, demo_training_set
 
-    repeats, weight = options.get("repeats"), options.get("portrait_weight")
+    repeats, weight, talk = options.get("repeats"), options.get("portrait_weight"), options.get("portrait_talk")
     if data in ("demo", "carphone"):
         weight = 1 if weight is None else weight
-        return demo_training_set(config.image_size, repeats=repeats or 8, portrait_weight=weight)
-    if weight is not None:
-        raise UserError(f"--portrait-weight: only for --data demo or carphone (their portrait pseudo-videos), "
-                        f"not {data}")
+        return demo_training_set(config.image_size, repeats=repeats or 8, portrait_weight=weight, talk=talk or 0.0)
+    for flag, value in (("--portrait-weight", weight), ("--portrait-talk", talk)):
+        if value is not None:
+            raise UserError(f"{flag}: only for --data demo or carphone (their portrait pseudo-videos), not {data}")
     if not Path(data).exists():
         raise UserError(f"--data {data}: no such folder; use 'demo' or a folder of videos (root/train/<video>)")
     return FramesDataset(data, config.image_size, split="train", repeats=repeats or 1)
@@ -362,7 +362,9 @@ ANIMATION = Lesson(
            Flag("--lr", "Adam learning rate (2e-4)", float, "lr"),
            Flag("--repeats", "items per video per epoch (official num_repeats)", int),
            Flag("--portrait-weight", "--data demo: pairs from each portrait pseudo-video for every 8 carphone pairs "
-                "(default 1)", int)),
+                "(default 1)", int),
+           Flag("--portrait-talk", "--data demo: the portraits open their mouths in their pseudo-videos, the jaw "
+                "dropping by up to this fraction of the frame (0 to 0.05; default 0: shut)", float)),
     evaluate=_animation_evaluate,
     metrics_key="carphone_heldout",
     demo_weights=("animation-demo",),

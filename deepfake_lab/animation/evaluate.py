@@ -31,6 +31,20 @@ motion that the output reproduces:
 1 when the output moves exactly like the driver, **0 for the no-motion baseline** (a still portrait), negative
 when it moves otherwise. Beside it, identity: the output's mean L1 to the source portrait and to the driver's
 frames (an output that copied the driver's face would be closer to the driver).
+
+**Mouth opening** (:func:`jaw_opening`, :func:`mouth_transfer`) is a small part of the face, so the whole-face
+measure hardly sees it. The same flow, taken at the frames' own size, is averaged over two boxes of each face,
+placed from where its lips are (``mouth`` = x, y, face width, fractions of the frame; for example
+:func:`~deepfake_lab.data.pseudo_video.mouth_from_box` of its first frame): the chin, 0.1-0.3 face widths below
+the lips, and the nose, 0.15-0.35 above them, both 0.4 face widths wide. The jaw opening of frame t is how far
+the chin has moved down relative to the nose since frame 0, in face widths, :math:`j_t`; a head that only turns,
+tilts or shifts moves both boxes alike and scores about 0. As above, the share of the driver's jaw motion that
+the output reproduces is
+
+.. math:: \text{mouth transfer} = 1 - \frac{\sum_t | j^{out}_t - j^{drv}_t |}{\sum_t | j^{drv}_t |}
+
+(0 for a still portrait, 1 for the driver itself), with the correlation of the two openings over the clip
+beside it (does the mouth open *when* the driver's does; 0 when the output's mouth does not move at all).
 """
 from __future__ import annotations
 
@@ -43,7 +57,7 @@ from .model import FirstOrderModel
 from .transfer import ADAPT_SCALE_DEFAULT, default_batch_size, to_model_input
 
 __all__ = ["ReconstructionScores", "reconstruction_scores", "evaluate_carphone", "FLOW_SIZE", "motion_field",
-           "motion_transfer", "TransferScores", "evaluate_transfer"]
+           "motion_transfer", "TransferScores", "evaluate_transfer", "mouth_signals", "mouth_transfer"]
 
 
 @dataclass
@@ -165,6 +179,85 @@ def motion_transfer(driving, generated, grid: int = 8) -> float:
     return float(1.0 - np.abs(out - drv).sum() / np.abs(drv).sum())
 
 
+#: the chin and nose boxes of :func:`jaw_opening`, in face widths from the lips: (u from, u to, v from, v to)
+CHIN_BOX, NOSE_BOX = (-0.2, 0.2, 0.1, 0.3), (-0.2, 0.2, -0.35, -0.15)
+#: the lips' box, whose grey level drops when a mouth opens and shows its dark inside
+LIPS_BOX = (-0.15, 0.15, -0.06, 0.12)
+
+
+def _face_box(shape, mouth, b) -> tuple[slice, slice]:
+    """Rows and columns of box ``b`` (u from, u to, v from, v to, face widths from the lips) in an (H, W) frame."""
+    h, w = shape
+    x, y, width = mouth[0] * w, mouth[1] * h, mouth[2] * w
+    cols = slice(max(0, round(x + b[0] * width)), min(w, round(x + b[1] * width)))
+    rows = slice(max(0, round(y + b[2] * width)), min(h, round(y + b[3] * width)))
+    if cols.stop - cols.start < 2 or rows.stop - rows.start < 2:
+        raise ValueError(f"mouth {mouth}: its boxes fall outside the {w}x{h} frame; give the lips' x, y and the "
+                         "face width as fractions of the frame")
+    return rows, cols
+
+
+def mouth_signals(frames, mouth: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(T, H, W, 3) uint8 -> two (T,) signals of how far the mouth has opened since frame 0 (see the module text):
+    the jaw opening (the chin's move down relative to the nose, face widths) and the darkening of the lips' box
+    (grey levels / 255, frame 0's minus frame t's, after following the nose's move)."""
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:
+        raise ValueError(f"frames {frames.shape} of {frames.dtype}: need (T >= 2, H, W, 3) uint8 RGB")
+    h, w = frames.shape[1:3]
+    width = mouth[2] * w
+    chin, nose, lips = (_face_box((h, w), mouth, b) for b in (CHIN_BOX, NOSE_BOX, LIPS_BOX))
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in frames]
+    opening, darkening = np.zeros(len(frames)), np.zeros(len(frames))
+    ys, xs = np.mgrid[lips[0], lips[1]].astype(np.float32)
+    for i in range(1, len(frames)):
+        flow = cv2.calcOpticalFlowFarneback(grey[0].astype(np.uint8), grey[i].astype(np.uint8), None,
+                                            0.5, 3, 15, 3, 5, 1.2, 0)                          # (H, W, 2) px
+        head = flow[nose].reshape(-1, 2).mean(axis=0)                                         # the rigid part
+        opening[i] = (flow[chin][..., 1].mean() - head[1]) / width
+        moved = cv2.remap(grey[i], xs + head[0], ys + head[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        darkening[i] = (grey[0][lips].mean() - moved.mean()) / 255
+    return opening, darkening
+
+
+def _share_and_correlation(out: np.ndarray, drv: np.ndarray) -> tuple[float, float]:
+    share = 1.0 - np.abs(out - drv).sum() / np.abs(drv).sum()
+    corr = 0.0 if out[1:].std() < 1e-9 or drv[1:].std() < 1e-9 else float(np.corrcoef(out[1:], drv[1:])[0, 1])
+    return float(share), corr
+
+
+def mouth_transfer(driving, driving_mouth, generated, generated_mouth) -> dict[str, float]:
+    """How the output's mouth follows the driver's: for the jaw opening and for the lips' darkening, the share of
+    the driver's signal reproduced and the correlation of the two over the clip (see the module text)."""
+    drv, out = mouth_signals(driving, driving_mouth), mouth_signals(generated, generated_mouth)
+    if drv[0].shape != out[0].shape:
+        raise ValueError(f"driving {np.asarray(driving).shape} and generated {np.asarray(generated).shape}: "
+                         "need videos of the same length")
+    if np.abs(drv[0][1:]).mean() < STILL:
+        raise ValueError(f"driving video: its mouth does not move (mean jaw opening under {STILL:g} face widths); "
+                         "the measure needs a driver that talks")
+    jaw_share, jaw_corr = _share_and_correlation(out[0], drv[0])
+    dark_share, dark_corr = _share_and_correlation(out[1], drv[1])
+    return {"jaw_share": jaw_share, "jaw_corr": jaw_corr, "dark_share": dark_share, "dark_corr": dark_corr}
+
+
+def find_mouth(frames) -> tuple[float, float, float]:
+    """``mouth`` of a clip of face crops ((T, H, W, 3) uint8): from the frontal face box of its first frame in which
+    the Haar cascade finds one (:func:`~deepfake_lab.data.pseudo_video.mouth_from_box`; a wide-open mouth can hide
+    a face from the cascade, so later frames are tried)."""
+    from ..data.faces import detect_faces
+    from ..data.pseudo_video import mouth_from_box
+
+    frames = np.asarray(frames)
+    for frame in frames:
+        boxes = detect_faces(frame)
+        if boxes:
+            return mouth_from_box(max(boxes, key=lambda b: b.w * b.h), frame.shape[1])
+    raise ValueError(f"no frontal face in any of the {len(frames)} frames: cannot place the mouth; give it")
+
+
 @dataclass
 class TransferScores:
     """Cross-identity animation of one portrait by one driving clip: motion transfer and identity."""
@@ -175,19 +268,27 @@ class TransferScores:
     to_driver_l1: float  # ... and to the driver's frames
     frames: int
     size: int
+    mouth: dict[str, float] | None = None  # :func:`mouth_transfer`; None where the driver's mouth does not move
+
+    @property
+    def mouth_corr(self) -> float:
+        """How the darkening of the output's lips follows the driver's (correlation; 0 without mouth motion)."""
+        return self.mouth["dark_corr"] if self.mouth else float("nan")
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
     def line(self) -> str:
         return (f"{self.portrait:14s} motion transfer {self.transfer:6.3f} (still portrait 0)   L1 to the source "
-                f"{self.to_source_l1:.4f}, to the driver {self.to_driver_l1:.4f}")
+                f"{self.to_source_l1:.4f}, to the driver {self.to_driver_l1:.4f}   mouth: opens with the driver's "
+                f"r = {self.mouth_corr:.2f}")
 
 
 @torch.no_grad()
 def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None = None,
                       driving: np.ndarray | None = None, find_best_frame: bool = False,
-                      adapt_scale: bool = ADAPT_SCALE_DEFAULT, relative: bool = True) -> list[TransferScores]:
+                      adapt_scale: bool = ADAPT_SCALE_DEFAULT, relative: bool = True,
+                      driving_mouth: tuple[float, float, float] | None = None) -> list[TransferScores]:
     """Each offline portrait driven by the held-out carphone frames 90-119 (relative motion, as ``deepfake-lab
     animate`` and the app make it: from the first driving frame, the motion not rescaled).
 
@@ -196,8 +297,10 @@ def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None 
     relative to the driving frame closest to the portrait's pose instead of the first (``animate --find-best-frame``).
     ``adapt_scale``: the motion scaled by the ratio of the faces' keypoint spreads (the paper's demo,
     ``animate --adapt-scale``); ``relative`` False: absolute keypoints (``animate --absolute``).
+    ``driving_mouth``: where the driver's lips are (:func:`mouth_signals`; default: :func:`find_mouth`); the
+    portraits' are :data:`~deepfake_lab.data.animation_data.PORTRAIT_MOUTHS`.
     """
-    from ..data.animation_data import carphone_split
+    from ..data.animation_data import PORTRAIT_MOUTHS, carphone_split
     from ..data.portraits import PORTRAITS, portrait_head
     from .transfer import animate
 
@@ -207,12 +310,17 @@ def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None 
     if driving.ndim != 4 or driving.shape[1:] != (size, size, 3) or driving.dtype != np.uint8:
         raise ValueError(f"driving frames of shape {driving.shape} ({driving.dtype}); need (T, {size}, {size}, 3) "
                          "uint8 face crops at the model's size")
+    driving_mouth = driving_mouth or find_mouth(driving)
     scores = []
     for name in portraits or tuple(PORTRAITS):
         source = portrait_head(name, size)
         out = np.stack(animate(model, source, driving, relative=relative, adapt_scale=adapt_scale, crop=False,
                                find_best_frame=find_best_frame))
         moved, still, drv = (a.astype(np.float64) / 255 for a in (out, source[None], driving))
+        try:
+            mouth = mouth_transfer(driving, driving_mouth, out, PORTRAIT_MOUTHS[name])
+        except ValueError:  # the driver's mouth does not move: nothing to follow
+            mouth = None
         scores.append(TransferScores(name, motion_transfer(driving, out), float(np.abs(moved - still).mean()),
-                                     float(np.abs(moved - drv).mean()), len(out), size))
+                                     float(np.abs(moved - drv).mean()), len(out), size, mouth))
     return scores

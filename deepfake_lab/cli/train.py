@@ -7,7 +7,8 @@ What it does, in order, the same for every lesson:
 2. the training data (``--data``) is opened before any network exists, so a wrong folder costs nothing;
 3. the device (``--device``) and the precision policy (``--precision``) are chosen;
 4. **the run's seed is set, then the networks are built**: ``--seed`` fixes the initial weights of
-   every lesson (and the data order, through the loop);
+   every lesson (and the data order, through the loop); ``--init FILE`` then starts them from a weights
+   file instead (fine-tuning: the lesson's demo weights, an earlier export or an official checkpoint);
 5. :func:`deepfake_lab.train.fit` trains (progress bar, logs, atomic checkpoints, exact resume, DDP
    under torchrun);
 6. the lesson's held-out evaluation runs on rank 0 and goes to the screen and ``metrics.json``;
@@ -50,6 +51,9 @@ def add_commands(sub) -> None:
                                help=flag.help)
             else:
                 p.add_argument(flag.name, dest=flag.dest, type=flag.type, choices=flag.choices, help=flag.help)
+        p.add_argument("--init", metavar="FILE", help="start the networks from this weights file (fine-tuning: "
+                                                      "a file the lesson's loader reads, e.g. its demo weights) "
+                                                      "instead of random weights; a checkpoint in --out still wins")
         p.add_argument("--export", metavar="FILE", help="after training, write the inference networks as fp16 "
                                                         "safetensors here (the demo weights' format)")
         add_loop_arguments(p, row.preset_names)
@@ -116,6 +120,35 @@ def training_probe(model, dataset, batch_size: int):
     return probe
 
 
+def init_networks(model, path: str) -> str:
+    """Copy the networks of the weights file ``path`` (this package's safetensors format, e.g. a lesson's demo
+    weights or an ``--export``) into ``model``'s networks of the same names, in fp32; return the file's SHA-256
+    for the export's metadata. The file must be of the model's kind and hold every inference network."""
+    from ..checkpoints import CheckpointError, load_weights
+    from ..weights import sha256_file
+
+    where = f"--init {path}"
+    try:
+        nets, meta = load_weights(path)
+    except CheckpointError as err:
+        raise UserError(f"{where}: {err}") from None
+    if meta.get("kind") != model.kind:
+        raise UserError(f"{where}: holds {meta.get('kind')!r} weights, not {model.kind!r}; give a weights file of "
+                        f"this lesson (its demo weights, or a file written by `train {model.kind} --export`)")
+    for name in model.inference_nets or tuple(model.nets):
+        if name not in nets:
+            raise UserError(f"{where}: has no {name!r} network (it holds {', '.join(sorted(nets))}); give a file "
+                            f"written by `train {model.kind} --export`")
+        state = {k: v.float() if v.is_floating_point() else v for k, v in nets[name].items()}
+        try:
+            model.nets[name].load_state_dict(state)
+        except RuntimeError as err:
+            detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
+            raise UserError(f"{where}: its {name!r} does not fit the networks of this --preset and these flags "
+                            f"({detail}); use the preset and flags the file was trained with") from None
+    return sha256_file(path)
+
+
 def _command(args: argparse.Namespace) -> int:
     return train_lesson(args.lesson_row, args)
 
@@ -146,6 +179,7 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     seed_everything(loop.seed)  # before any network exists: the seed fixes the initial weights
     model = row.model(config, device, None, loop.steps)
+    init_sha = init_networks(model, args.init) if getattr(args, "init", None) else None
     rank, world = init_distributed(device)  # a no-op outside torchrun
     choice = [None]
     if rank == 0:  # one measurement for the job: every rank must run the same precision
@@ -192,6 +226,8 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
         extra = {"steps": str(result.step), "seed": str(loop.seed), "data": str(args.data),
                  "batch_size": str(loop.batch_size), "train_seconds": f"{total_seconds:.1f}",
                  "cpu_seconds": f"{total_cpu:.1f}", row.metrics_key: metrics}
+        if init_sha:
+            extra["init_sha256"] = init_sha
         path = row.export(model, config, args.export, extra)
         print(f"exported the inference networks (fp16) to {path or args.export}")
     return 0

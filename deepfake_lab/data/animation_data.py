@@ -15,7 +15,9 @@ Where the videos come from:
   (:func:`deepfake_lab.data.pseudo_video.pseudo_video`, with :data:`PORTRAIT_MOTION`). The portraits are
   scikit-image's astronaut (Eileen Collins) and matplotlib's Grace Hopper
   (:func:`deepfake_lab.data.portraits.portrait_stills`). These add faces the model has not seen, so it
-  learns motion rather than one man's face.
+  learns motion rather than one man's face. A still cannot talk, so with ``talk`` the pseudo-videos also
+  drop the jaw and darken the parted lips (at :data:`PORTRAIT_MOUTHS`): the only mouth motion on a face
+  other than the carphone man's that the offline data can give.
 * **the official layouts** (:class:`FramesDataset`), as the official repository's data sets
   (VoxCeleb, TaiChi, the moving-GIF set) come::
 
@@ -49,7 +51,8 @@ from .pseudo_video import pseudo_video
 
 __all__ = ["VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "resize_frames", "frames_to_tensor", "read_frames",
            "list_videos", "VideoPairDataset", "FramesDataset", "carphone_split", "PORTRAIT_MOTION", "demo_training_set",
-           "example_driving_path", "example_source_path", "write_examples", "CARPHONE_TEST_FRAMES"]
+           "example_driving_path", "example_source_path", "write_examples", "CARPHONE_TEST_FRAMES",
+           "PORTRAIT_MOUTHS"]
 
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".mov", ".avi", ".webm", ".mkv", ".m4v")
 #: the last 30 frames of carphone (1 s) are never trained on
@@ -224,20 +227,34 @@ PORTRAIT_MOTION = {"roll": 10.0, "zoom": 0.08, "shift": 0.12, "warp": 0.03,
                    "gain": 0.0, "contrast": 0.0, "tint": 0.0}
 
 
+#: where each portrait's lips are in its head crop (:func:`~deepfake_lab.data.portraits.portrait_head`):
+#: (x, y, face width) as fractions of the crop, for the speaking pseudo-videos (``talk``). Marked by eye on
+#: the 128x128 crops: Grace Hopper's closed lips sit where the face box says (0.77 of its height,
+#: :func:`~deepfake_lab.data.pseudo_video.mouth_from_box`); Eileen Collins smiles with her teeth showing, so
+#: her lips part lower, between the rows of teeth (0.88 of her box's height)
+PORTRAIT_MOUTHS = {"grace_hopper": (0.500, 0.616, 0.516), "astronaut": (0.492, 0.695, 0.531)}
+
+
 def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
-                      portrait_weight: int = 1) -> VideoPairDataset:
+                      portrait_weight: int = 1, talk: float = 0.0) -> VideoPairDataset:
     """The offline training set of the demo weights: carphone frames 0-89 and two pseudo-videos (the shipped
     128x128 weights: ``size=128, portrait_weight=3``, see ``animation-demo.md``).
 
     Per epoch: 8 pairs from carphone for every ``portrait_weight`` pairs from each portrait's pseudo-video
-    (1: four fifths of the pairs show the carphone man; 4: half of them).
+    (1: four fifths of the pairs show the carphone man; 4: half of them). ``talk``: the portraits also open
+    and close their mouths, the jaw dropping by up to this fraction of the frame (0: they keep them shut;
+    at most 0.05, see :func:`~deepfake_lab.data.pseudo_video.jaw_drop`), at :data:`PORTRAIT_MOUTHS`.
     """
     if not 1 <= portrait_weight <= 64:
         raise DataError(f"--portrait-weight {portrait_weight}: give a whole number from 1 to 64 (pairs from each "
                         "portrait for every 8 from carphone)")
+    if not 0 <= talk <= 0.05:
+        raise DataError(f"--portrait-talk {talk}: give a jaw drop from 0 to 0.05 of the frame (larger ones fold "
+                        "the face over)")
     train, _ = carphone_split(size)
     stills = portrait_stills(size)
-    videos = [train] + [pseudo_video(img, pseudo_frames, size, seed=i, **PORTRAIT_MOTION)
+    speech = [{"talk": talk, "mouth": PORTRAIT_MOUTHS[name]} if talk else {} for name in stills]
+    videos = [train] + [pseudo_video(img, pseudo_frames, size, seed=i, **PORTRAIT_MOTION, **speech[i])
                         for i, img in enumerate(stills.values())]
     return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [portrait_weight] * len(stills))
 
