@@ -34,12 +34,12 @@ TINY = AnimationConfig(image_size=32, num_kp=4, kp_block_expansion=8, kp_max_fea
                        dm_block_expansion=8, dm_max_features=32, dm_num_blocks=2, dm_scale_factor=0.5,
                        perceptual_weights=(0.0,) * 5, l1_weight=10.0, lr=1e-3)
 #: what the demo weights' model card (assets/weights/animation-demo.md) reports on held-out carphone frames
-DEMO_CARD_L1 = 0.0311
+DEMO_CARD_L1 = 0.0299
 #: the card's motion transfer of each portrait driven by the held-out carphone frames (animation-demo.md)
-DEMO_CARD_TRANSFER = {"grace_hopper": 0.313, "astronaut": 0.100}  # as `animate` makes it: the motion not rescaled
-DEMO_CARD_TRANSFER_ADAPTED = {"grace_hopper": 0.303, "astronaut": -0.026}  # with the paper's adapted scale
-DEMO_CARD_WINDOW_45 = {"grace_hopper": 0.139, "astronaut": -0.033}  # driven by carphone frames 45-74 instead
-DEMO_MIN_L1_MARGIN = 0.25  # the course's goal; measured 34.4 % below the no-motion baseline
+DEMO_CARD_TRANSFER = {"grace_hopper": 0.285, "astronaut": 0.072}  # as `animate` makes it: the motion not rescaled
+DEMO_CARD_TRANSFER_ADAPTED = {"grace_hopper": 0.282, "astronaut": -0.035}  # with the paper's adapted scale
+DEMO_CARD_WINDOW_45 = {"grace_hopper": 0.133, "astronaut": -0.050}  # driven by carphone frames 45-74 instead
+DEMO_MIN_L1_MARGIN = 0.25  # the course's goal; measured 36.9 % below the no-motion baseline
 
 
 def _count(module: torch.nn.Module) -> int:
@@ -486,7 +486,7 @@ def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity(
         assert s.transfer == pytest.approx(DEMO_CARD_WINDOW_45[s.portrait], abs=0.02), s.line()
     himself = motion_transfer(crops[45:75], np.stack(animate(model, crops[0], crops[45:75], adapt_scale=False,
                                                              crop=False)))
-    assert himself == pytest.approx(0.464, abs=0.02) and himself > 0.3
+    assert himself == pytest.approx(0.461, abs=0.02) and himself > 0.3
 
 
 @needs_demo
