@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepfake_lab.animation.evaluate import evaluate_transfer, find_mouth, mouth_signals  # noqa: E402
-from deepfake_lab.animation.evaluate import motion_transfer, mouth_transfer  # noqa: E402
+from deepfake_lab.animation.evaluate import MouthStill, motion_transfer, mouth_transfer  # noqa: E402
 from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
 from deepfake_lab.animation.transfer import animate, best_frame_index, default_batch_size  # noqa: E402
 from deepfake_lab.animation.transfer import adapt_scale_factor, detect_keypoints, to_model_input  # noqa: E402
@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     first_test = len(crops) - CARPHONE_TEST_FRAMES  # frames from here on are held out from training
     for start in range(0, len(crops) - args.window + 1, args.stride):
         driving = crops[start:start + args.window]
-        scores = {label: {s.portrait: s for s in evaluate_transfer(model, names, driving, **options)}
+        lips = find_mouth(driving)
+        scores = {label: {s.portrait: s for s in evaluate_transfer(model, names, driving, driving_mouth=lips,
+                                                                   **options)}
                   for label, options in SETTINGS.items()}
         cells = []
         for n in names:
@@ -110,9 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         himself = animate(model, crops[own], driving, adapt_scale=False, crop=False)
         himself_scores.append(motion_transfer(driving, np.stack(himself)))
         cells.append(f"{himself_scores[-1]:.3f} ({own})")
-        lips = find_mouth(driving)
         darkening = mouth_signals(driving, lips)[1]
-        own_mouth = mouth_transfer(driving, lips, np.stack(himself), find_mouth(crops[own:]))  # his next found face
+        try:
+            own_mouth = mouth_transfer(driving, lips, np.stack(himself), find_mouth(crops[own:]))  # his next face
+        except MouthStill:
+            own_mouth = None
         mouth_rows.append((start, float(darkening.max() - darkening.min()),
                            [scores["default"][n].mouth for n in names] + [own_mouth]))
         held_out = (" (held out)" if start >= first_test else

@@ -41,7 +41,15 @@ def test_jaw_drop_moves_the_chin_down_keeps_the_eyes_and_darkens_only_the_lips()
     assert dy[40, 64] == 0 and dy[120, 64] == 0  # the eyes and, far below, the neck stay
     assert dark[65, 64] > 0.5 and dark[80, 64] == 0 and dark[65, 20] < 0.01  # between the lips only
     sampled = ys[:, 64] + dy[:, 64]
-    assert np.all(np.diff(sampled) > 0)  # the map never folds over at the largest opening allowed
+    assert np.all(np.diff(sampled) > 0)  # the map does not fold over at the shipped recipe's largest drop
+    face = PORTRAIT_MOUTHS["grace_hopper"][2] * 128  # the narrower portrait face
+    for zoom in (0.92, 1.08):  # the recipe's zoom scales the drop and the face alike
+        _, dy, _ = jaw_drop(xs, ys, (64.0, 64.0), (1.0, 0.0), (0.0, 1.0), face * zoom, 0.05 * 128 * zoom)
+        assert np.all(np.diff(ys[:, 64] + dy[:, 64]) > 0)
+
+
+def test_every_portrait_has_its_lips_marked():
+    assert set(PORTRAIT_MOUTHS) == set(PORTRAITS)
 
 
 def test_speaking_pseudo_videos_are_reproducible_and_leave_the_silent_recipe_unchanged(grace):
@@ -50,6 +58,8 @@ def test_speaking_pseudo_videos_are_reproducible_and_leave_the_silent_recipe_unc
     speaking = pseudo_video(grace, 12, 128, seed=0, talk=0.05, mouth=mouth, **PORTRAIT_MOTION)
     assert np.array_equal(speaking, pseudo_video(grace, 12, 128, seed=0, talk=0.05, mouth=mouth, **PORTRAIT_MOTION))
     assert np.array_equal(silent, pseudo_video(grace, 12, 128, seed=0, talk=0.0, mouth=mouth, **PORTRAIT_MOTION))
+    # the speech draws come after the head's: the same head motion, so above the lips the two clips are the same
+    assert np.array_equal(silent[:, :60], speaking[:, :60])
     diff = np.abs(speaking.astype(int) - silent.astype(int)).mean(axis=(1, 2, 3))
     assert diff.max() > 1.5 and diff.min() < diff.max() / 3  # it opens and closes
     with pytest.raises(DataError, match="give mouth="):
@@ -91,6 +101,7 @@ def test_the_lips_sit_where_the_face_box_says_on_the_carphone_man():
         mouth_signals(train[:3], (0.5, 0.98, 0.5))
 
 
+@pytest.mark.skipif(not DEMO_WEIGHTS.exists(), reason="demo weights not trained yet")
 def test_init_starts_training_from_a_weights_file_and_refuses_files_that_do_not_fit(tmp_path, capsys):
     out, export = tmp_path / "run", tmp_path / "tuned.safetensors"
     code = cli.main(["train", "animation", "--preset", "demo-128", "--init", str(DEMO_WEIGHTS), "--steps", "1",

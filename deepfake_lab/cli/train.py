@@ -8,7 +8,8 @@ What it does, in order, the same for every lesson:
 3. the device (``--device``) and the precision policy (``--precision``) are chosen;
 4. **the run's seed is set, then the networks are built**: ``--seed`` fixes the initial weights of
    every lesson (and the data order, through the loop); ``--init FILE`` then starts them from a weights
-   file instead (fine-tuning: the lesson's demo weights, an earlier export or an official checkpoint);
+   file instead (fine-tuning: the lesson's demo weights or an earlier export; an official checkpoint goes through
+   ``deepfake-lab import`` first);
 5. :func:`deepfake_lab.train.fit` trains (progress bar, logs, atomic checkpoints, exact resume, DDP
    under torchrun);
 6. the lesson's held-out evaluation runs on rank 0 and goes to the screen and ``metrics.json``;
@@ -200,6 +201,8 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
     if rank == 0:  # what this run folder cost over all its sessions (a resumed run adds to it)
         total_seconds, total_cpu = _add_time(Path(result.run_dir), result.seconds, cpu_seconds,
                                              fresh=result.resumed_from is None)
+    if rank == 0:  # which file the run started from: kept in the run folder, so a resumed run still knows
+        _record_init(Path(result.run_dir), init_sha, fresh=result.resumed_from is None)
     if result.interrupted:
         print(f"stopped at step {result.step} of {loop.steps}: not evaluated or exported; run the same command to "
               "resume", file=sys.stderr)
@@ -226,8 +229,9 @@ def train_lesson(row: Lesson, args: argparse.Namespace) -> int:
         extra = {"steps": str(result.step), "seed": str(loop.seed), "data": str(args.data),
                  "batch_size": str(loop.batch_size), "train_seconds": f"{total_seconds:.1f}",
                  "cpu_seconds": f"{total_cpu:.1f}", row.metrics_key: metrics}
-        if init_sha:
-            extra["init_sha256"] = init_sha
+        started_from = _recorded_init(Path(result.run_dir))
+        if started_from:
+            extra["init_sha256"] = started_from
         path = row.export(model, config, args.export, extra)
         print(f"exported the inference networks (fp16) to {path or args.export}")
     return 0
@@ -257,3 +261,28 @@ def _add_time(run_dir: Path, seconds: float, cpu_seconds: float, fresh: bool = F
     tmp.write_text(json.dumps({"seconds": round(total[0], 1), "cpu_seconds": round(total[1], 1)}))
     os.replace(tmp, path)
     return total
+
+
+#: the SHA-256 of the ``--init`` file a run folder's weights started from
+INIT_FILE = "init.json"
+
+
+def _record_init(run_dir: Path, sha: str | None, fresh: bool) -> None:
+    """On a fresh start, note the ``--init`` file's hash in ``run_dir`` (or that there was none); a resumed run
+    keeps what its first session noted, whatever ``--init`` says now."""
+    if not fresh:
+        return
+    path = run_dir / INIT_FILE
+    if sha is None:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"init_sha256": sha}))
+    os.replace(tmp, path)
+
+
+def _recorded_init(run_dir: Path) -> str | None:
+    try:
+        return str(json.loads((run_dir / INIT_FILE).read_text())["init_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -102,8 +102,11 @@ def pseudo_video(image, n_frames: int = 48, size: int = 64, seed: int = 0, crop:
         raise DataError(f"pseudo-video photo: array of shape {image.shape} ({image.dtype}); need (H, W, 3) uint8 RGB")
     if n_frames < 1:
         raise DataError(f"pseudo-video of {n_frames} frames: need at least 1")
-    if talk and mouth is None:
-        raise DataError(f"pseudo-video with talk={talk}: give mouth=(x, y, face width) as fractions of the crop")
+    if talk < 0:
+        raise DataError(f"pseudo-video with talk={talk}: the jaw drop must be 0 (silent) or more")
+    if talk and (mouth is None or not all(0 < v <= 1 for v in mouth)):
+        raise DataError(f"pseudo-video with talk={talk} and mouth={mouth}: give mouth=(x, y, face width) as "
+                        "fractions of the crop, each in (0, 1]")
     s = size
     if crop is None:
         crop = np.array([[s / image.shape[1], 0, 0], [0, s / image.shape[0], 0]], dtype=np.float64)
