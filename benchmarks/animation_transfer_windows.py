@@ -35,9 +35,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepfake_lab.animation.evaluate import evaluate_transfer, find_mouth, mouth_signals  # noqa: E402
-from deepfake_lab.animation.evaluate import MouthStill, motion_transfer, mouth_transfer  # noqa: E402
+from deepfake_lab.animation.evaluate import transfer_to_himself  # noqa: E402
 from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
-from deepfake_lab.animation.transfer import animate, best_frame_index, default_batch_size  # noqa: E402
+from deepfake_lab.animation.transfer import best_frame_index, default_batch_size  # noqa: E402
 from deepfake_lab.animation.transfer import adapt_scale_factor, detect_keypoints, to_model_input  # noqa: E402
 from deepfake_lab.data.animation_data import CARPHONE_TEST_FRAMES  # noqa: E402
 from deepfake_lab.data.faces import NoFaceError, carphone_faces, find_face  # noqa: E402
@@ -109,14 +109,10 @@ def main(argv: list[str] | None = None) -> int:
                 picked = f" ({start + reference})" if options.get("find_best_frame") else ""
                 cells.append(f"{scores[label][n].transfer:.3f}{picked}")
         own = (start + 45) % first_test  # a training frame of the man, 45 frames away
-        himself = animate(model, crops[own], driving, adapt_scale=False, crop=False)
-        himself_scores.append(motion_transfer(driving, np.stack(himself)))
-        cells.append(f"{himself_scores[-1]:.3f} ({own})")
+        motion, own_mouth = transfer_to_himself(model, crops, driving, own)
+        himself_scores.append(motion)
+        cells.append(f"{motion:.3f} ({own})")
         darkening = mouth_signals(driving, lips)[1]
-        try:
-            own_mouth = mouth_transfer(driving, lips, np.stack(himself), find_mouth(crops[own:]))  # his next face
-        except MouthStill:
-            own_mouth = None
         mouth_rows.append((start, float(darkening.max() - darkening.min()),
                            [scores["default"][n].mouth for n in names] + [own_mouth]))
         held_out = (" (held out)" if start >= first_test else

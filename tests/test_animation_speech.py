@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deepfake_lab import cli
-from deepfake_lab.animation.evaluate import find_mouth, mouth_signals, mouth_transfer
+from deepfake_lab.animation.evaluate import find_mouth, mouth_signals, mouth_transfer, transfer_to_himself
 from deepfake_lab.animation.importer import DEMO_WEIGHTS, load_animation_model
 from deepfake_lab.data import DataError
 from deepfake_lab.data.animation_data import PORTRAIT_MOTION, PORTRAIT_MOUTHS, carphone_split, demo_training_set
@@ -138,7 +138,6 @@ def test_demo_weights_mouth_figures_on_the_held_out_clip_match_the_card():
     carphone man's own does when driven from another of his frames (the measure's ceiling); Eileen Collins' does
     not (the card's "Where it fails")."""
     from deepfake_lab.animation.evaluate import evaluate_transfer
-    from deepfake_lab.animation.transfer import animate
     from deepfake_lab.data.faces import carphone_faces
 
     model = load_animation_model(precision="fp32")
@@ -147,7 +146,6 @@ def test_demo_weights_mouth_figures_on_the_held_out_clip_match_the_card():
         assert s.mouth is not None and s.mouth_corr == pytest.approx(DEMO_CARD_MOUTH_R[name], abs=0.05), s.line()
     crops, _ = carphone_faces(128)
     held_out = crops[90:]
-    himself = np.stack(animate(model, crops[45], held_out, adapt_scale=False, crop=False))
-    own = mouth_transfer(held_out, find_mouth(held_out), himself, find_mouth(crops[45:]))
+    _, own = transfer_to_himself(model, crops, held_out, 45)
     assert own["dark_corr"] > 0.8 and own["jaw_corr"] > 0.8, own
     assert scores["grace_hopper"].mouth_corr > 0.7 > scores["astronaut"].mouth_corr  # the speaking pseudo-videos' gain

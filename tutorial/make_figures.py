@@ -325,10 +325,8 @@ def section_data_size() -> None:
 
 
 def section_animation() -> None:
-    import numpy as np
-
     from deepfake_lab import animation
-    from deepfake_lab.animation.evaluate import find_mouth, mouth_transfer
+    from deepfake_lab.animation.evaluate import transfer_to_himself
     from deepfake_lab.data import animation_data
     from deepfake_lab.data.faces import carphone_faces
     from deepfake_lab.data.portraits import portrait
@@ -348,9 +346,7 @@ def section_animation() -> None:
     for other in animation.evaluate_transfer(model, adapt_scale=True):
         num(f"anim_adapted_transfer_{other.portrait}", other.transfer)
     crops, _ = carphone_faces(model.config.image_size)  # the man driven from his frame 45 by the held-out frames
-    held_out, own = crops[-animation_data.CARPHONE_TEST_FRAMES:], crops[45:]
-    himself = np.stack(animation.animate(model, own[0], held_out, adapt_scale=False, crop=False))
-    mouth = mouth_transfer(held_out, find_mouth(held_out), himself, find_mouth(own))
+    _, mouth = transfer_to_himself(model, crops, crops[-animation_data.CARPHONE_TEST_FRAMES:], 45)
     num("anim_mouth_r_himself", mouth["dark_corr"], "{:.2f}")
     driving = animation_data.read_frames(animation_data.example_driving_path(), max_frames=60)[::12][:5]
     source = portrait("grace_hopper")

@@ -64,7 +64,7 @@ from .transfer import ADAPT_SCALE_DEFAULT, default_batch_size, to_model_input
 
 __all__ = ["ReconstructionScores", "reconstruction_scores", "evaluate_carphone", "FLOW_SIZE", "motion_field",
            "motion_transfer", "TransferScores", "evaluate_transfer", "mouth_signals", "mouth_transfer",
-           "find_mouth", "MouthStill", "MouthNotFound"]
+           "find_mouth", "MouthStill", "MouthNotFound", "transfer_to_himself"]
 
 
 @dataclass
@@ -151,6 +151,14 @@ STILL = 1e-3
 FLOW_SIZE = 64
 
 
+def _flow(first: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """Dense optical flow between two (H, W) uint8 grey frames: (H, W, 2) pixels, x then y."""
+    import cv2
+
+    # pyramid 0.5 x 3 levels, window 15, 3 iterations, polynomial 5 / 1.2: OpenCV's documented example values
+    return cv2.calcOpticalFlowFarneback(first, later, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+
 def motion_field(frames, grid: int = 8, size: int = FLOW_SIZE) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, grid, grid, 2): optical flow from frame 0 to each frame, cell means / frame side,
     taken on the frames resized to ``size`` x ``size``."""
@@ -168,8 +176,7 @@ def motion_field(frames, grid: int = 8, size: int = FLOW_SIZE) -> np.ndarray:
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     fields = np.zeros((t, grid, grid, 2))
     for i in range(1, t):
-        # pyramid 0.5 x 3 levels, window 15, 3 iterations, polynomial 5 / 1.2: OpenCV's documented example values
-        flow = cv2.calcOpticalFlowFarneback(grey[0], grey[i], None, 0.5, 3, 15, 3, 5, 1.2, 0)  # (H, W, 2) px
+        flow = _flow(grey[0], grey[i])
         fields[i] = flow.reshape(grid, h // grid, grid, w // grid, 2).mean(axis=(1, 3)) / max(h, w)
     return fields
 
@@ -224,16 +231,17 @@ def mouth_signals(frames, mouth: tuple[float, float, float]) -> tuple[np.ndarray
     h, w = frames.shape[1:3]
     width = mouth[2] * w
     chin, nose, lips = (_face_box((h, w), mouth, b) for b in (CHIN_BOX, NOSE_BOX, LIPS_BOX))
-    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in frames]
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     opening, darkening = np.zeros(len(frames)), np.zeros(len(frames))
     ys, xs = np.mgrid[lips[0], lips[1]].astype(np.float32)
+    lips_first = grey[0][lips].astype(np.float64).mean()
     for i in range(1, len(frames)):
-        flow = cv2.calcOpticalFlowFarneback(grey[0].astype(np.uint8), grey[i].astype(np.uint8), None,
-                                            0.5, 3, 15, 3, 5, 1.2, 0)                          # (H, W, 2) px
+        flow = _flow(grey[0], grey[i])                                                        # (H, W, 2) px
         head = flow[nose].reshape(-1, 2).mean(axis=0)                                         # the rigid part
         opening[i] = (flow[chin][..., 1].mean() - head[1]) / width
-        moved = cv2.remap(grey[i], xs + head[0], ys + head[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        darkening[i] = (grey[0][lips].mean() - moved.mean()) / 255
+        moved = cv2.remap(grey[i].astype(np.float32), xs + head[0], ys + head[1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        darkening[i] = (lips_first - moved.mean()) / 255
     return opening, darkening
 
 
@@ -272,6 +280,22 @@ def find_mouth(frames) -> tuple[float, float, float]:
             return mouth_from_box(max(boxes, key=lambda b: b.w * b.h), frame.shape[1])
     raise MouthNotFound(f"no frontal face in any of the {len(frames)} frames: cannot place the mouth; pass "
                         "driving_mouth=(x, y, face width), fractions of the frame")
+
+
+@torch.no_grad()
+def transfer_to_himself(model: FirstOrderModel, crops: np.ndarray, driving: np.ndarray,
+                        source: int) -> tuple[float, dict[str, float] | None]:
+    """The measures' ceiling: the carphone man's frame ``source`` of ``crops`` (his face crops at the model's size)
+    driven by ``driving`` as ``animate`` drives a portrait. (motion transfer, :func:`mouth_transfer` or None where
+    the driver's mouth does not move); his lips are placed from his next frame in which a face is found."""
+    from .transfer import animate
+
+    himself = np.stack(animate(model, crops[source], driving, adapt_scale=False, crop=False))
+    try:
+        mouth = mouth_transfer(driving, find_mouth(driving), himself, find_mouth(crops[source:]))
+    except MouthStill:
+        mouth = None
+    return motion_transfer(driving, himself), mouth
 
 
 @dataclass

@@ -53,7 +53,7 @@ def add_commands(sub) -> None:
             else:
                 p.add_argument(flag.name, dest=flag.dest, type=flag.type, choices=flag.choices, help=flag.help)
         p.add_argument("--init", metavar="FILE", help="start the networks from this weights file (fine-tuning: "
-                                                      "a file the lesson's loader reads, e.g. its demo weights) "
+                                                      "the lesson's demo weights or a file written by --export) "
                                                       "instead of random weights; a checkpoint in --out still wins")
         p.add_argument("--export", metavar="FILE", help="after training, write the inference networks as fp16 "
                                                         "safetensors here (the demo weights' format)")

@@ -79,7 +79,6 @@ def jaw_drop(xs: np.ndarray, ys: np.ndarray, mouth_xy, right, down, face_width: 
     return -shift * down[0], -shift * down[1], darkness
 
 
-
 def pseudo_video(image, n_frames: int = 48, size: int = 64, seed: int = 0, crop: np.ndarray | None = None, *,
                  roll: float = 6.0, zoom: float = 0.06, shift: float = 0.04, warp: float = 0.02,
                  warp_points: int = 4, gain: float = 0.12, contrast: float = 0.12,
