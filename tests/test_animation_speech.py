@@ -130,6 +130,12 @@ def test_init_starts_training_from_a_weights_file_and_refuses_files_that_do_not_
     assert cli.main(["train", "animation", "--preset", "demo-128", "--init", str(tmp_path / "none.safetensors"),
                      "--steps", "1", "--out", str(tmp_path / "r4"), "--device", "cpu"]) == 2
     assert "no such file" in capsys.readouterr().err
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(DEMO_WEIGHTS.read_bytes()[:1000])  # a download cut short
+    assert cli.main(["train", "animation", "--preset", "demo-128", "--init", str(broken), "--steps", "1",
+                     "--out", str(tmp_path / "r5"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"--init {broken}: not a readable safetensors" in err and "train animation --export" in err
 
 
 @pytest.mark.skipif(not DEMO_WEIGHTS.exists(), reason="demo weights not trained yet")

@@ -131,8 +131,10 @@ def init_networks(model, path: str) -> str:
     where = f"--init {path}"
     try:
         nets, meta = load_weights(path)
-    except CheckpointError as err:
-        raise UserError(f"{where}: {err}") from None
+    except CheckpointError as err:  # its message starts with the file's name, already in ``where``
+        problem = str(err).removeprefix(f"{path}: ").split("; give")[0].rstrip(".")  # its own advice is replaced
+        raise UserError(f"{where}: {problem}; give a .safetensors file of this lesson (its demo weights, or one "
+                        f"written by `train {model.kind} --export`)") from None
     if meta.get("kind") != model.kind:
         raise UserError(f"{where}: holds {meta.get('kind')!r} weights, not {model.kind!r}; give a weights file of "
                         f"this lesson (its demo weights, or a file written by `train {model.kind} --export`)")
