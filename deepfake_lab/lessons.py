@@ -324,10 +324,12 @@ def _animation_dataset(config, data: str, options):
     from .data.animation_data import FramesDataset, demo_training_set
 
     repeats, weight, talk = options.get("repeats"), options.get("portrait_weight"), options.get("portrait_talk")
+    clips = options.get("portrait_clips")
     if data in ("demo", "carphone"):
         weight = 1 if weight is None else weight
-        return demo_training_set(config.image_size, repeats=repeats or 8, portrait_weight=weight, talk=talk or 0.0)
-    for flag, value in (("--portrait-weight", weight), ("--portrait-talk", talk)):
+        return demo_training_set(config.image_size, repeats=repeats or 8, portrait_weight=weight, talk=talk or 0.0,
+                                 clips=clips or 1)
+    for flag, value in (("--portrait-weight", weight), ("--portrait-talk", talk), ("--portrait-clips", clips)):
         if value is not None:
             raise UserError(f"{flag}: only for --data demo or carphone (their portrait pseudo-videos), not {data}")
     if not Path(data).exists():
@@ -364,7 +366,9 @@ ANIMATION = Lesson(
            Flag("--portrait-weight", "--data demo: pairs from each portrait pseudo-video for every 8 carphone pairs "
                 "(default 1)", int),
            Flag("--portrait-talk", "--data demo: the portraits open their mouths in their pseudo-videos, the jaw "
-                "dropping by up to this fraction of the frame (0 to 0.05; default 0: shut)", float)),
+                "dropping by up to this fraction of the frame (0 to 0.05; default 0: shut)", float),
+           Flag("--portrait-clips", "--data demo: pseudo-videos of each portrait, each its own random motion and "
+                "speech (default 1)", int)),
     evaluate=_animation_evaluate,
     metrics_key="carphone_heldout",
     demo_weights=("animation-demo",),

@@ -236,14 +236,16 @@ PORTRAIT_MOUTHS = {"grace_hopper": (0.500, 0.616, 0.516), "astronaut": (0.492, 0
 
 
 def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
-                      portrait_weight: int = 1, talk: float = 0.0) -> VideoPairDataset:
-    """The offline training set of the demo weights: carphone frames 0-89 and two pseudo-videos (the shipped
-    128x128 weights: ``size=128, portrait_weight=3``, see ``animation-demo.md``).
+                      portrait_weight: int = 1, talk: float = 0.0, clips: int = 1) -> VideoPairDataset:
+    """The offline training set of the demo weights: carphone frames 0-89 and ``clips`` pseudo-videos of each
+    portrait (the shipped 128x128 weights: see ``animation-demo.md``).
 
-    Per epoch: 8 pairs from carphone for every ``portrait_weight`` pairs from each portrait's pseudo-video
-    (1: four fifths of the pairs show the carphone man; 4: half of them). ``talk``: the portraits also open
-    and close their mouths, the jaw dropping by up to this fraction of the frame (0: they keep them shut;
-    at most 0.05, see :func:`~deepfake_lab.data.pseudo_video.jaw_drop`), at :data:`PORTRAIT_MOUTHS`.
+    Per epoch: 8 pairs from carphone for every ``portrait_weight`` pairs from each portrait pseudo-video
+    (1 with one clip each: four fifths of the pairs show the carphone man; 4: half of them). ``talk``: the
+    portraits also open and close their mouths, the jaw dropping by up to this fraction of the frame (0: they
+    keep them shut; at most 0.05, see :func:`~deepfake_lab.data.pseudo_video.jaw_drop`), at
+    :data:`PORTRAIT_MOUTHS`. ``clips``: pseudo-videos per portrait, each its own random path (and speech): clip
+    c of portrait i has seed i + c * (number of portraits), so the first clips are those of ``clips=1``.
     """
     if not 1 <= portrait_weight <= 64:
         raise DataError(f"--portrait-weight {portrait_weight}: give a whole number from 1 to 64 (pairs from each "
@@ -251,12 +253,17 @@ def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
     if not 0 <= talk <= 0.05:
         raise DataError(f"--portrait-talk {talk}: give a jaw drop from 0 to 0.05 of the frame (larger ones fold "
                         "the face over)")
+    if not 1 <= clips <= 16:
+        raise DataError(f"--portrait-clips {clips}: give a whole number from 1 to 16 (pseudo-videos of each portrait)")
     train, _ = carphone_split(size)
     stills = portrait_stills(size)
-    speech = [{"talk": talk, "mouth": PORTRAIT_MOUTHS[name]} if talk else {} for name in stills]
-    videos = [train] + [pseudo_video(img, pseudo_frames, size, seed=i, **PORTRAIT_MOTION, **speech[i])
-                        for i, img in enumerate(stills.values())]
-    return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [portrait_weight] * len(stills))
+    videos = [train]
+    for c in range(clips):
+        for i, (name, img) in enumerate(stills.items()):
+            speech = {"talk": talk, "mouth": PORTRAIT_MOUTHS[name]} if talk else {}
+            videos.append(pseudo_video(img, pseudo_frames, size, seed=i + c * len(stills), **PORTRAIT_MOTION,
+                                       **speech))
+    return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [portrait_weight] * (len(videos) - 1))
 
 
 # --------------------------------------------------------------------------------------------
