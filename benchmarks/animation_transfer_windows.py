@@ -8,17 +8,18 @@ clip of one second is a small sample of motion, so this script drives the same p
 ``--window``-frame window of the whole clip, every ``--stride`` frames (frames 0-89 trained the model on the
 *carphone man*, never on the portraits; with the defaults the last two windows hold the held-out frames 90-119, in
 part or wholly), and scores each with :func:`deepfake_lab.animation.evaluate.motion_transfer` (the share of the
-driver's optical-flow motion the output reproduces; a still portrait scores 0). Each window is scored with four
-settings: relative motion as ``deepfake-lab animate`` and the app make it (from the first driving frame, the motion
-not rescaled), the paper's demo (``--adapt-scale``: the motion scaled by the ratio of the faces' keypoint spreads),
-that from the driving frame whose keypoints are closest to the portrait's (``--adapt-scale --find-best-frame``,
-with the frame it picked), and absolute keypoints (``--absolute``). For scale, the last column drives a frame of
+driver's optical-flow motion the output reproduces; a still portrait scores 0). Each window is scored with five
+settings: relative motion as ``deepfake-lab animate`` and the app make it (from the driving frame whose keypoints
+are closest to the portrait's, with the frame it picked in brackets; the motion not rescaled), the same from the
+first driving frame (``--no-find-best-frame``), the paper's demo (``--adapt-scale --no-find-best-frame``: the motion
+scaled by the ratio of the faces' keypoint spreads, from the first frame), the adapted scale from the best frame
+(``--adapt-scale``), and absolute keypoints (``--absolute``). For scale, the last column drives a frame of
 the carphone man himself, 45 frames away from the window's start (same identity, another pose): what the model
 reaches when identity is no obstacle. Frame numbers are the clip's, from 0. Prints three markdown tables (transfer
 per window; identity per setting; the mouth, below) and the adapted scale of every window (fp32).
 
-The mouth is a small part of the face, so a third table scores it alone for the default setting
-(:func:`deepfake_lab.animation.evaluate.mouth_transfer`): the correlation over the window between the darkening of
+The mouth is a small part of the face, so a third table scores it alone for the default setting and from the first
+frame (:func:`deepfake_lab.animation.evaluate.mouth_transfer`): the correlation over the window between the darkening of
 the output's lips (a mouth that opens shows its dark inside) and the driver's, and the same for the jaw's drop,
 beside the driver's own darkening range (how much his mouth opens or closes in that window; where it hardly
 moves, the correlations are noise).
@@ -37,18 +38,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deepfake_lab.animation.evaluate import evaluate_transfer, find_mouth, mouth_signals  # noqa: E402
 from deepfake_lab.animation.evaluate import transfer_to_himself  # noqa: E402
 from deepfake_lab.animation.importer import load_animation_model  # noqa: E402
-from deepfake_lab.animation.transfer import best_frame_index, default_batch_size  # noqa: E402
+from deepfake_lab.animation.transfer import BEST_FRAME_DEFAULT, best_frame_index, default_batch_size  # noqa: E402
 from deepfake_lab.animation.transfer import adapt_scale_factor, detect_keypoints, to_model_input  # noqa: E402
 from deepfake_lab.data.animation_data import CARPHONE_TEST_FRAMES  # noqa: E402
 from deepfake_lab.data.faces import NoFaceError, carphone_faces, find_face  # noqa: E402
 from deepfake_lab.data.portraits import PORTRAITS, portrait_head  # noqa: E402
 
 
-#: the transfer settings compared: relative motion as the command's and the app's default, the paper's demo
-#: (adapted scale), that from the driving frame closest to the portrait's pose (the frame it picked in brackets),
-#: and absolute keypoints
-SETTINGS = {"default": {}, "adapt scale": {"adapt_scale": True},
+#: the transfer settings compared: relative motion as the command's and the app's default (from the driving frame
+#: closest to the portrait's pose: the frame it picked in brackets), the same from the first driving frame, the
+#: paper's demo (adapted scale, from the first frame), the adapted scale from the best frame, absolute keypoints
+SETTINGS = {"default": {}, "first frame": {"find_best_frame": False},
+            "adapt scale": {"adapt_scale": True, "find_best_frame": False},
             "adapt scale, best frame": {"adapt_scale": True, "find_best_frame": True}, "absolute": {"relative": False}}
+#: the settings whose mouth is scored (the third table)
+MOUTH_SETTINGS = ("default", "first frame")
 
 
 def face_width(image: np.ndarray) -> int:
@@ -106,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             factors[n].append(factor)
             for label, options in SETTINGS.items():
                 totals[n, label].append(scores[label][n])
-                picked = f" ({start + reference})" if options.get("find_best_frame") else ""
+                best = options.get("relative", True) and options.get("find_best_frame", BEST_FRAME_DEFAULT)
+                picked = f" ({start + reference})" if best else ""
                 cells.append(f"{scores[label][n].transfer:.3f}{picked}")
         own = (start + 45) % first_test  # a training frame of the man, 45 frames away
         motion, own_mouth = transfer_to_himself(model, crops, driving, own)
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         cells.append(f"{motion:.3f} ({own})")
         darkening = mouth_signals(driving, lips)[1]
         mouth_rows.append((start, float(darkening.max() - darkening.min()),
-                           [scores["default"][n].mouth for n in names] + [own_mouth]))
+                           [scores[label][n].mouth for n in names for label in MOUTH_SETTINGS] + [own_mouth]))
         held_out = (" (held out)" if start >= first_test else
                     " (partly held out)" if start + args.window > first_test else "")
         print(f"| {start}-{start + args.window - 1}{held_out} | " + " | ".join(cells) + " |", flush=True)
@@ -122,15 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| mean | {means} | {np.mean(himself_scores):.3f} |")
 
     print("\n| carphone frames | the driver's darkening range | "
-          + " | ".join(f"{n}: mouth r (jaw r)" for n in names) + " | the carphone man: mouth r (jaw r) |")
-    print("|---" * (3 + len(names)) + "|")
+          + " | ".join(f"{n}, {label}: mouth r (jaw r)" for n in names for label in MOUTH_SETTINGS)
+          + " | the carphone man: mouth r (jaw r) |")
+    print("|---" * (3 + len(names) * len(MOUTH_SETTINGS)) + "|")
     for start, spread, mouths in mouth_rows:
         cells = [f"{m['dark_corr']:.2f} ({m['jaw_corr']:.2f})" if m else "-" for m in mouths]
         print(f"| {start}-{start + args.window - 1} | {spread:.3f} | " + " | ".join(cells) + " |")
     for label, least in (("mean", 0.0), ("mean where the range >= 0.05", 0.05)):
         rows = [mouths for _, spread, mouths in mouth_rows if spread >= least]
         cells = []
-        for i in range(len(names) + 1):
+        for i in range(len(names) * len(MOUTH_SETTINGS) + 1):
             scored = [m[i] for m in rows if m[i]]
             cells.append(f"{np.mean([m['dark_corr'] for m in scored]):.2f} "
                          f"({np.mean([m['jaw_corr'] for m in scored]):.2f})" if scored else "-")

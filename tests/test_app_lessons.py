@@ -303,13 +303,19 @@ def video_path(value) -> str:
 
 
 def test_animation_switches_reach_the_model(client):
-    relative, _ = client.predict(handle_file(SOURCE), handle_file(DRIVING), "relative", True, True, 8,
-                                 api_name="/animate")
+    relative, told = client.predict(handle_file(SOURCE), handle_file(DRIVING), "relative", True, True, 8,
+                                    api_name="/animate")
     absolute, _ = client.predict(handle_file(SOURCE), handle_file(DRIVING), "absolute", False, False, 8,
                                  api_name="/animate")
     about = read_video_metadata(video_path(absolute))["description"]
     assert '"mode": "absolute"' in about and '"crop": false' in about and '"adapt_scale": false' in about
     assert '"mode": "relative"' in read_video_metadata(video_path(relative))["description"]
+    assert '"find_best_frame": true' in read_video_metadata(video_path(relative))["description"]  # the default
+    first, summary = client.predict(handle_file(SOURCE), handle_file(DRIVING), "relative", False, True, 8,
+                                    tab_animation.DEMO_CHOICE, "", False, api_name="/animate")
+    about = read_video_metadata(video_path(first))["description"]
+    assert '"find_best_frame": false' in about and '"reference_frame": 0' in about
+    assert "motion from driving frame" in told and "motion from driving frame" not in summary
 
 
 def _gray_wall(path):

@@ -327,6 +327,7 @@ def section_data_size() -> None:
 def section_animation() -> None:
     from deepfake_lab import animation
     from deepfake_lab.animation.evaluate import transfer_to_himself
+    from deepfake_lab.animation.transfer import ADAPT_SCALE_DEFAULT, BEST_FRAME_DEFAULT
     from deepfake_lab.data import animation_data
     from deepfake_lab.data.faces import carphone_faces
     from deepfake_lab.data.portraits import portrait
@@ -348,10 +349,16 @@ def section_animation() -> None:
     crops, _ = carphone_faces(model.config.image_size)  # the man driven from his frame 45 by the held-out frames
     _, mouth = transfer_to_himself(model, crops, crops[-animation_data.CARPHONE_TEST_FRAMES:], 45)
     num("anim_mouth_r_himself", mouth["dark_corr"], "{:.2f}")
-    driving = animation_data.read_frames(animation_data.example_driving_path(), max_frames=60)[::12][:5]
+    for best, label in ((True, "best"), (False, "first")):  # frames 60-89 start with the driver's mouth wide open
+        grace = animation.evaluate_transfer(model, ("grace_hopper",), crops[60:90], find_best_frame=best)[0]
+        num(f"anim_window60_mouth_r_{label}", grace.mouth_corr, "{:.2f}")
+    driving = animation_data.read_frames(animation_data.example_driving_path(), max_frames=60)
     source = portrait("grace_hopper")
-    frames, details = animation.animate(model, source, driving, adapt_scale=False, return_details=True)  # as `animate`
-    save_synthetic(row_images([list(details["driving"]), frames], size=128), "animation-grace-hopper.png",
+    frames, details = animation.animate(model, source, driving, adapt_scale=ADAPT_SCALE_DEFAULT,  # as `animate`
+                                        find_best_frame=BEST_FRAME_DEFAULT, return_details=True)
+    shown = slice(0, 60, 12)  # five of the 60 frames
+    save_synthetic(row_images([list(details["driving"][shown]), frames[shown]], size=128),
+                   "animation-grace-hopper.png",
                    {"model": animation.DEMO_WEIGHTS.name, "rows": "driving frames; animated source"})
     TEXT["code_kp_transfer"] = excerpt(animation.normalize_kp, 30)
     SECTIONS["animation"] = "ok"

@@ -60,7 +60,7 @@ import numpy as np
 import torch
 
 from .model import FirstOrderModel
-from .transfer import ADAPT_SCALE_DEFAULT, default_batch_size, to_model_input
+from .transfer import ADAPT_SCALE_DEFAULT, BEST_FRAME_DEFAULT, default_batch_size, to_model_input
 
 __all__ = ["ReconstructionScores", "reconstruction_scores", "evaluate_carphone", "FLOW_SIZE", "motion_field",
            "motion_transfer", "TransferScores", "evaluate_transfer", "mouth_signals", "mouth_transfer",
@@ -290,7 +290,8 @@ def transfer_to_himself(model: FirstOrderModel, crops: np.ndarray, driving: np.n
     the driver's mouth does not move); his lips are placed from his next frame in which a face is found."""
     from .transfer import animate
 
-    himself = np.stack(animate(model, crops[source], driving, adapt_scale=False, crop=False))
+    himself = np.stack(animate(model, crops[source], driving, adapt_scale=ADAPT_SCALE_DEFAULT,
+                               find_best_frame=BEST_FRAME_DEFAULT, crop=False))
     try:
         mouth = mouth_transfer(driving, find_mouth(driving), himself, find_mouth(crops[source:]))
     except MouthStill:
@@ -327,15 +328,15 @@ class TransferScores:
 
 @torch.no_grad()
 def evaluate_transfer(model: FirstOrderModel, portraits: tuple[str, ...] | None = None,
-                      driving: np.ndarray | None = None, find_best_frame: bool = False,
+                      driving: np.ndarray | None = None, find_best_frame: bool = BEST_FRAME_DEFAULT,
                       adapt_scale: bool = ADAPT_SCALE_DEFAULT, relative: bool = True,
                       driving_mouth: tuple[float, float, float] | None = None) -> list[TransferScores]:
     """Each offline portrait driven by the held-out carphone frames 90-119 (relative motion, as ``deepfake-lab
-    animate`` and the app make it: from the first driving frame, the motion not rescaled).
+    animate`` and the app make it: from the driving frame closest to the portrait's pose, the motion not rescaled).
 
     ``driving``: other driving frames instead, (T, S, S, 3) uint8 face crops at the model's size S (for example
-    another window of the clip: ``benchmarks/animation_transfer_windows.py``). ``find_best_frame``: motion
-    relative to the driving frame closest to the portrait's pose instead of the first (``animate --find-best-frame``).
+    another window of the clip: ``benchmarks/animation_transfer_windows.py``). ``find_best_frame`` False: motion
+    relative to the first driving frame instead (``animate --no-find-best-frame``).
     ``adapt_scale``: the motion scaled by the ratio of the faces' keypoint spreads (the paper's demo,
     ``animate --adapt-scale``); ``relative`` False: absolute keypoints (``animate --absolute``).
     ``driving_mouth``: where the driver's lips are (:func:`mouth_signals`; default: :func:`find_mouth`); the

@@ -32,7 +32,7 @@ from .model import FirstOrderModel
 __all__ = ["convex_hull_area", "adapt_scale_factor", "normalize_kp", "normalized_keypoints", "best_frame_index",
            "crop_source", "crop_driving", "to_model_input", "default_batch_size", "detect_keypoints", "animate", "motion_details",
            "keypoints_to_pixels", "draw_keypoints", "flow_to_rgb", "mask_to_rgb", "side_by_side", "resize_square",
-           "ADAPT_SCALE_DEFAULT"]
+           "ADAPT_SCALE_DEFAULT", "BEST_FRAME_DEFAULT"]
 
 #: whether ``deepfake-lab animate``, the app's Animation and Live tabs and
 #: :func:`~deepfake_lab.animation.evaluate.evaluate_transfer` rescale relative motion by the keypoint spreads: off,
@@ -40,6 +40,14 @@ __all__ = ["convex_hull_area", "adapt_scale_factor", "normalize_kp", "normalized
 #: size (``assets/weights/animation-demo.md`` measures it). :func:`animate` keeps the paper's demo default (on),
 #: so official checkpoints reproduce the official demo.
 ADAPT_SCALE_DEFAULT = False
+
+#: whether ``deepfake-lab animate``, the app's Animation tab and
+#: :func:`~deepfake_lab.animation.evaluate.evaluate_transfer` take relative motion from the driving frame whose pose
+#: is closest to the source's (``find_best_frame``) instead of the first: on, since a clip that starts with the
+#: driver's mouth wide open otherwise takes that open mouth as the rest pose, and a portrait's shut mouth then moves
+#: against the driver's (the demo model's card measures both). :func:`animate` keeps the paper's demo default
+#: (off). The Live tab cannot look ahead: its reference is the first frame after *Reset pose*.
+BEST_FRAME_DEFAULT = True
 
 #: one colour per keypoint (and the background first) for pictures
 PALETTE = np.array([[128, 128, 128], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],

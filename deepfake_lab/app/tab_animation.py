@@ -7,8 +7,10 @@ labelled synthetic, the file tagged so (:meth:`~deepfake_lab.app.common.OutputWr
 
 Switches, as in the paper's demo:
 
-* **relative** motion moves the source by how the driving face moved since the first driving frame
+* **relative** motion moves the source by how the driving face moved since a reference driving frame
   (keeps the source's face shape); **absolute** copies the driving keypoints (needs aligned faces);
+* **best reference frame** takes as that reference the driving frame whose pose is closest to the source's
+  (the paper's ``find_best_frame``; on by default), off the first driving frame;
 * **adapt scale** rescales the motion by the ratio of the two faces' keypoint spreads (relative mode only; off
   by default: the demo model's spreads differ by identity more than by face size, see its model card);
 * **crop to the face**: a square around the largest face (Haar cascade) of the photo and one fixed box for
@@ -35,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from ..animation import animate, crop_driving, crop_source, load_animation_model
-from ..animation.transfer import ADAPT_SCALE_DEFAULT, resize_square, side_by_side
+from ..animation.transfer import ADAPT_SCALE_DEFAULT, BEST_FRAME_DEFAULT, resize_square, side_by_side
 from ..data import DataError
 from ..data.animation_data import example_driving_path, example_source_path
 from .common import AppContext, check_int, fit_side, image_input, open_image, show_notes, upload_path, user_errors
@@ -150,7 +152,8 @@ def _centre_square(image: np.ndarray) -> np.ndarray:
 def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relative",
                   adapt_scale: bool = ADAPT_SCALE_DEFAULT,
                   crop: bool = True, max_frames=MAX_FRAMES, progress: Callable[[int, int], None] | None = None,
-                  model: str | None = DEMO_CHOICE, other: str | None = "") -> tuple[Path, str, list[str]]:
+                  model: str | None = DEMO_CHOICE, other: str | None = "",
+                  best_frame: bool = BEST_FRAME_DEFAULT) -> tuple[Path, str, list[str]]:
     """Animate the photo with the video's motion; returns (labelled MP4 source | driving | result, summary, notes).
 
     ``progress(done, total)`` is called as frames are made. ``model``: a choice of :func:`model_choices`;
@@ -158,7 +161,7 @@ def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relat
     """
     if mode not in MODES:
         raise ValueError(f"motion {mode!r}: use one of {', '.join(MODES)}")
-    for flag, label in ((adapt_scale, "adapt scale"), (crop, "crop to the face")):
+    for flag, label in ((adapt_scale, "adapt scale"), (crop, "crop to the face"), (best_frame, "best reference frame")):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{label} {flag!r}: use true or false")
     max_frames = check_int(max_frames, "driving frames", 1, MAX_FRAMES)
@@ -184,19 +187,22 @@ def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relat
         source, driving = _centre_square(source), _centre_square(driving)
     start = time.perf_counter()
     frames, details = animate(network, source, driving, relative=mode == "relative", adapt_scale=bool(adapt_scale),
-                              progress=progress, crop=False, return_details=True)
+                              find_best_frame=bool(best_frame), progress=progress, crop=False, return_details=True)
     seconds = time.perf_counter() - start
     src = resize_square(details["source"], PANEL)
     video = [side_by_side(src, resize_square(d, PANEL), resize_square(f, PANEL))
              for d, f in zip(details["driving"], frames)]
     about = {"what": "animation", "tab": TITLE, "model": network.source, "source": Path(source_path).name,
              "driving": Path(driving_path).name, "mode": mode, "adapt_scale": bool(adapt_scale), "crop": bool(crop),
-             "frames": len(frames)}
+             "find_best_frame": bool(best_frame), "reference_frame": details["reference"], "frames": len(frames)}
     path = ctx.outputs.video(video, fps, about)
     per_frame = seconds / len(frames) * 1000
     size = network.config.image_size
     summary = (f"**{len(frames)} frames** at {fps:.2f} fps, made in {seconds:.1f} s ({per_frame:.0f} ms a frame) · "
                f"{mode} motion · adapt scale {'on' if adapt_scale else 'off'} · "
+               + (f"motion from driving frame {details['reference'] + 1} of {len(frames)} (the closest to the "
+                  "photo's pose) · "
+                  if mode == "relative" and best_frame else "") +
                f"face crop {'on' if crop else 'off'} · "
                f"the model works at {size}x{size}, shown at {PANEL}x{PANEL}")
     if notes:
@@ -218,10 +224,13 @@ def build(ctx: AppContext, demo) -> None:
                 source = image_input(label="Source photo", elem_id="animation-source", height=260,
                                      sources=["upload", "webcam", "clipboard"])
                 driving = gr.Video(label="Driving video", sources=["upload"], elem_id="animation-driving", height=260)
+            mode = gr.Radio(list(MODES), value="relative", label="Motion", elem_id="animation-mode",
+                            info="relative: from the reference driving frame (the first, or with 'Best reference "
+                                 "frame' the one closest to the photo's pose); absolute: the driver's keypoints")
             with gr.Row():
-                mode = gr.Radio(list(MODES), value="relative", label="Motion", elem_id="animation-mode")
                 adapt = gr.Checkbox(value=ADAPT_SCALE_DEFAULT, label="Adapt scale", elem_id="animation-adapt")
                 crop = gr.Checkbox(value=True, label="Crop to the face", elem_id="animation-crop")
+                best = gr.Checkbox(value=BEST_FRAME_DEFAULT, label="Best reference frame", elem_id="animation-best")
             frames = gr.Slider(1, MAX_FRAMES, value=MAX_FRAMES, step=1, label="Driving frames (at most)",
                                elem_id="animation-frames")
             with gr.Row(equal_height=True):
@@ -245,7 +254,7 @@ def build(ctx: AppContext, demo) -> None:
 
     # chosen and other_file default to None: scripts that call /animate without them get the demo model
     def on_animate(source_photo, driving_video, how, adapt_scale, face_crop, most, chosen=None, other_file=None,
-                   progress=gr.Progress()):
+                   best_frame=BEST_FRAME_DEFAULT, progress=gr.Progress()):
         progress(0, desc="Reading the video")
 
         def report(done: int, total: int) -> None:
@@ -253,7 +262,7 @@ def build(ctx: AppContext, demo) -> None:
 
         path, text, notes = animate_video(ctx, upload_path(source_photo, "source photo"),
                                           upload_path(driving_video, "driving video"), how, adapt_scale, face_crop,
-                                          most, report, chosen, other_file)
+                                          most, report, chosen, other_file, best_frame)
         show_notes(notes)
         return str(path), text
 
@@ -262,7 +271,7 @@ def build(ctx: AppContext, demo) -> None:
         return gr.Dropdown(choices=choices, value=chosen if chosen in choices else DEMO_CHOICE)
 
     # preprocess=False: the uploads reach the handler unopened (see common.image_input); animate_video checks them
-    run.click(user_errors(on_animate), inputs=[source, driving, mode, adapt, crop, frames, model, other],
+    run.click(user_errors(on_animate), inputs=[source, driving, mode, adapt, crop, frames, model, other, best],
               outputs=[result, summary], api_name="animate", preprocess=False)
     refresh.click(user_errors(on_refresh), inputs=model, outputs=model, api_name="refresh_animation_models",
                   api_visibility="undocumented")

@@ -46,8 +46,11 @@ def add_commands(subparsers) -> None:
                    help="scale the motion by the ratio of the two faces' keypoint spreads (the paper's demo; off by "
                         "default: with the demo model the spreads differ by identity more than by face size, and the "
                         "portraits follow the driver better without it, see its model card)")
-    p.add_argument("--find-best-frame", action="store_true",
-                   help="use the driving frame whose pose is closest to the source as the reference")
+    # default None: resolved to animation.transfer.BEST_FRAME_DEFAULT when the command runs
+    p.add_argument("--find-best-frame", action=argparse.BooleanOptionalAction, default=None,
+                   help="take the motion from the driving frame whose pose is closest to the source's, not from the "
+                        "first (on by default: a clip that starts with the mouth open otherwise shuts the portrait's "
+                        "mouth when the driver's shuts, see the demo model's card)")
     p.add_argument("--no-crop", action="store_true", help="use the whole images, no face detection")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
     p.add_argument("--size", type=int, default=256, help="output frame size in pixels (default 256)")
@@ -116,7 +119,7 @@ def _animate_command(args: argparse.Namespace) -> int:
     from ..data.animation_data import example_driving_path, example_source_path
     from ..animation.importer import load_animation_model
     from ..animation.media import write_labelled_video
-    from ..animation.transfer import ADAPT_SCALE_DEFAULT, animate, resize_square, side_by_side
+    from ..animation.transfer import ADAPT_SCALE_DEFAULT, BEST_FRAME_DEFAULT, animate, resize_square, side_by_side
 
     out = Path(args.output)
     if out.suffix.lower() not in (".mp4", ".gif"):
@@ -142,8 +145,9 @@ def _animate_command(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     adapt_scale = ADAPT_SCALE_DEFAULT if args.adapt_scale is None else args.adapt_scale
+    best_frame = BEST_FRAME_DEFAULT if args.find_best_frame is None else args.find_best_frame
     frames, details = animate(model, source, driving, relative=not args.absolute, adapt_scale=adapt_scale,
-                              find_best_frame=args.find_best_frame, progress=progress, crop=not args.no_crop,
+                              find_best_frame=best_frame, progress=progress, crop=not args.no_crop,
                               return_details=True, search_frames=search)
     bar.close()
     frames = [resize_square(f, args.size) for f in frames]
@@ -152,10 +156,11 @@ def _animate_command(args: argparse.Namespace) -> int:
         frames = [side_by_side(src, resize_square(d, args.size), f) for d, f in zip(details["driving"], frames)]
     about = {"model": model.source, "source": Path(args.source).name, "driving": Path(args.driving).name,
              "mode": "absolute" if args.absolute else "relative", "adapt_scale": adapt_scale,
-             "reference_frame": details["reference"]}
+             "find_best_frame": best_frame, "reference_frame": details["reference"]}
     write_labelled_video(out, frames, fps, about)
     print(f"wrote {len(frames)} frames at {fps:.2f} fps to {out} (labelled synthetic; model: {model.source}"
-          + (f"; reference driving frame {details['reference']}" if args.find_best_frame else "") + ")",
+          + (f"; motion from driving frame {details['reference'] + 1} of {len(frames)}, the closest to the source's "
+             "pose" if best_frame and not args.absolute else "") + ")",
           file=sys.stderr)
     return 0
 
