@@ -14,8 +14,8 @@ are closest to the portrait's, with the frame it picked in brackets; the motion 
 first driving frame (``--no-find-best-frame``), the paper's demo (``--adapt-scale --no-find-best-frame``: the motion
 scaled by the ratio of the faces' keypoint spreads, from the first frame), the adapted scale from the best frame
 (``--adapt-scale``), and absolute keypoints (``--absolute``). For scale, the last column drives a frame of
-the carphone man himself, 45 frames away from the window's start (same identity, another pose): what the model
-reaches when identity is no obstacle. Frame numbers are the clip's, from 0. Prints three markdown tables (transfer
+the carphone man himself, 45 frames away from the window's start (same identity, another pose), with the
+default setting: how far the model carries motion when identity is no obstacle. Frame numbers are the clip's, from 0. Prints three markdown tables (transfer
 per window; identity per setting; the mouth, below) and the adapted scale of every window (fp32).
 
 The mouth is a small part of the face, so a third table scores it alone for the default setting and from the first

@@ -328,7 +328,7 @@ def _animation_dataset(config, data: str, options):
     if data in ("demo", "carphone"):
         weight = 1 if weight is None else weight
         return demo_training_set(config.image_size, repeats=repeats or 8, portrait_weight=weight, talk=talk or 0.0,
-                                 clips=clips or 1)
+                                 clips=1 if clips is None else clips)
     for flag, value in (("--portrait-weight", weight), ("--portrait-talk", talk), ("--portrait-clips", clips)):
         if value is not None:
             raise UserError(f"{flag}: only for --data demo or carphone (their portrait pseudo-videos), not {data}")

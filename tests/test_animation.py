@@ -499,7 +499,9 @@ def test_animate_command_adapts_the_scale_only_when_asked_and_finds_the_best_fra
 
     default = about()
     assert default["adapt_scale"] is False and default["find_best_frame"] is True  # the defaults (the card: why)
+    assert default["reference_frame"] > 0  # the example starts with his mouth wide open: not Grace Hopper's pose
     assert about("--no-find-best-frame")["reference_frame"] == 0  # the paper's demo: motion from the first frame
+    assert about("--absolute")["reference_frame"] is None  # absolute keypoints have no reference frame
     assert about("--adapt-scale")["adapt_scale"] is True
     assert about("--adapt-scale", "--no-adapt-scale")["adapt_scale"] is False  # the last flag wins, as before
 

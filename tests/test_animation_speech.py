@@ -79,6 +79,8 @@ def test_more_clips_give_each_portrait_new_paths_and_keep_the_first_clips(capsys
         demo_training_set(32, clips=0)
     assert cli.main(["train", "animation", "--data", str(Path(__file__).parent), "--portrait-clips", "2"]) == 2
     assert "--portrait-clips: only for --data demo" in capsys.readouterr().err
+    assert cli.main(["train", "animation", "--portrait-clips", "0", "--steps", "1"]) == 2  # refused, not taken as 1
+    assert "--portrait-clips 0: give a whole number from 1 to 16" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", sorted(PORTRAIT_MOUTHS))

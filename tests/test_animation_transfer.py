@@ -60,7 +60,7 @@ def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity(
         assert s.transfer == pytest.approx(DEMO_CARD_TRANSFER[s.portrait], abs=0.02), s.line()
         assert s.transfer > 0.05, s.line()  # both move more like the driver than their still picture
         assert s.to_source_l1 < 0.6 * s.to_driver_l1, s.line()  # it stays the portrait, not the driver
-    assert scores[0].transfer > 0.25, scores[0].line()  # more than a third of the driver's motion reaches her
+    assert scores[0].transfer > 0.25, scores[0].line()  # more than a quarter of the driver's motion reaches her
     # from the first driving frame (the paper's demo) both follow less: his first held-out pose is not theirs
     for first, best in zip(evaluate_transfer(model, find_best_frame=False), scores):
         assert first.transfer == pytest.approx(DEMO_CARD_TRANSFER_FIRST_FRAME[first.portrait], abs=0.02)
@@ -76,7 +76,7 @@ def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity(
     for s in evaluate_transfer(model, driving=crops[45:75]):
         assert s.transfer == pytest.approx(DEMO_CARD_WINDOW_45[s.portrait], abs=0.02), s.line()
     himself, _ = transfer_to_himself(model, crops, crops[45:75], 0)
-    assert himself == pytest.approx(0.476, abs=0.02) and himself > 0.3
+    assert himself == pytest.approx(0.476, abs=0.02)
 
 
 @needs_demo
@@ -90,6 +90,7 @@ def test_demo_weights_mouth_figures_on_the_held_out_clip_match_the_card(crops):
     _, own = transfer_to_himself(model, crops, crops[90:], 45)
     assert own["dark_corr"] > 0.6 and own["jaw_corr"] > 0.5, own  # the card: 0.73 (jaw 0.63)
     assert scores["grace_hopper"].mouth_corr > 0.7 > scores["astronaut"].mouth_corr > 0.3
+    assert scores["grace_hopper"].mouth_corr > own["dark_corr"]  # the card: 0.85 against his 0.73
 
 
 @needs_demo

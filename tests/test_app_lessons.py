@@ -309,8 +309,11 @@ def test_animation_switches_reach_the_model(client):
                                  api_name="/animate")
     about = read_video_metadata(video_path(absolute))["description"]
     assert '"mode": "absolute"' in about and '"crop": false' in about and '"adapt_scale": false' in about
-    assert '"mode": "relative"' in read_video_metadata(video_path(relative))["description"]
-    assert '"find_best_frame": true' in read_video_metadata(video_path(relative))["description"]  # the default
+    assert '"reference_frame": null' in about  # absolute keypoints have no reference frame
+    description = read_video_metadata(video_path(relative))["description"]
+    assert '"mode": "relative"' in description
+    told_about = json.loads(description[description.index("{"):])
+    assert told_about["find_best_frame"] is True and told_about["reference_frame"] > 0  # the default: not his first
     first, summary = client.predict(handle_file(SOURCE), handle_file(DRIVING), "relative", False, True, 8,
                                     tab_animation.DEMO_CHOICE, "", False, api_name="/animate")
     about = read_video_metadata(video_path(first))["description"]

@@ -285,7 +285,7 @@ def find_mouth(frames) -> tuple[float, float, float]:
 @torch.no_grad()
 def transfer_to_himself(model: FirstOrderModel, crops: np.ndarray, driving: np.ndarray,
                         source: int) -> tuple[float, dict[str, float] | None]:
-    """The measures' ceiling: the carphone man's frame ``source`` of ``crops`` (his face crops at the model's size)
+    """For scale, identity no obstacle: the carphone man's frame ``source`` of ``crops`` (his face crops at the model's size)
     driven by ``driving`` as ``animate`` drives a portrait. (motion transfer, :func:`mouth_transfer` or None where
     the driver's mouth does not move); his lips are placed from his next frame in which a face is found."""
     from .transfer import animate

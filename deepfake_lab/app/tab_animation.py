@@ -10,7 +10,7 @@ Switches, as in the paper's demo:
 * **relative** motion moves the source by how the driving face moved since a reference driving frame
   (keeps the source's face shape); **absolute** copies the driving keypoints (needs aligned faces);
 * **best reference frame** takes as that reference the driving frame whose pose is closest to the source's
-  (the paper's ``find_best_frame``; on by default), off the first driving frame;
+  (the paper's ``find_best_frame``; on by default); off: the first driving frame;
 * **adapt scale** rescales the motion by the ratio of the two faces' keypoint spreads (relative mode only; off
   by default: the demo model's spreads differ by identity more than by face size, see its model card);
 * **crop to the face**: a square around the largest face (Haar cascade) of the photo and one fixed box for
@@ -158,6 +158,7 @@ def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relat
 
     ``progress(done, total)`` is called as frames are made. ``model``: a choice of :func:`model_choices`;
     ``other``: the path of another model file, used instead when given (see :func:`animation_model`).
+    ``best_frame``: relative motion from the driving frame closest to the photo's pose instead of the first.
     """
     if mode not in MODES:
         raise ValueError(f"motion {mode!r}: use one of {', '.join(MODES)}")
@@ -186,23 +187,24 @@ def animate_video(ctx: AppContext, source_path, driving_path, mode: str = "relat
     else:
         source, driving = _centre_square(source), _centre_square(driving)
     start = time.perf_counter()
+    best_frame = bool(best_frame) and mode == "relative"  # absolute keypoints have no reference frame
     frames, details = animate(network, source, driving, relative=mode == "relative", adapt_scale=bool(adapt_scale),
-                              find_best_frame=bool(best_frame), progress=progress, crop=False, return_details=True)
+                              find_best_frame=best_frame, progress=progress, crop=False, return_details=True)
     seconds = time.perf_counter() - start
     src = resize_square(details["source"], PANEL)
     video = [side_by_side(src, resize_square(d, PANEL), resize_square(f, PANEL))
              for d, f in zip(details["driving"], frames)]
     about = {"what": "animation", "tab": TITLE, "model": network.source, "source": Path(source_path).name,
              "driving": Path(driving_path).name, "mode": mode, "adapt_scale": bool(adapt_scale), "crop": bool(crop),
-             "find_best_frame": bool(best_frame), "reference_frame": details["reference"], "frames": len(frames)}
+             "find_best_frame": best_frame, "reference_frame": details["reference"] if mode == "relative" else None,
+             "frames": len(frames)}
     path = ctx.outputs.video(video, fps, about)
     per_frame = seconds / len(frames) * 1000
     size = network.config.image_size
     summary = (f"**{len(frames)} frames** at {fps:.2f} fps, made in {seconds:.1f} s ({per_frame:.0f} ms a frame) · "
                f"{mode} motion · adapt scale {'on' if adapt_scale else 'off'} · "
-               + (f"motion from driving frame {details['reference'] + 1} of {len(frames)} (the closest to the "
-                  "photo's pose) · "
-                  if mode == "relative" and best_frame else "") +
+               + (f"motion from driving frame {details['reference']} (counted from 0; the closest to the photo's "
+                  "pose) · " if best_frame else "") +
                f"face crop {'on' if crop else 'off'} · "
                f"the model works at {size}x{size}, shown at {PANEL}x{PANEL}")
     if notes:

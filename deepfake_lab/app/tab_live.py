@@ -286,8 +286,9 @@ def build(ctx: AppContext, demo) -> None:
 
     gr.Markdown(
         "### Your face moves a portrait, live\nStart the camera: the first frame is the reference pose, and the "
-        "portrait moves as your face moves away from it (relative motion, as in the Animation tab). The 128x128 "
-        "demo model runs on this computer's processor, one frame at a time; nothing is recorded or kept.")
+        "portrait moves as your face moves away from it (relative motion, as in the Animation tab from its first "
+        "frame). The 128x128 demo model runs on this computer's processor, one frame at a time; nothing is "
+        "recorded or kept.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="live-camera",

@@ -48,9 +48,10 @@ def add_commands(subparsers) -> None:
                         "portraits follow the driver better without it, see its model card)")
     # default None: resolved to animation.transfer.BEST_FRAME_DEFAULT when the command runs
     p.add_argument("--find-best-frame", action=argparse.BooleanOptionalAction, default=None,
-                   help="take the motion from the driving frame whose pose is closest to the source's, not from the "
-                        "first (on by default: a clip that starts with the mouth open otherwise shuts the portrait's "
-                        "mouth when the driver's shuts, see the demo model's card)")
+                   help="take the relative motion from the driving frame whose pose is closest to the source's, not "
+                        "from the first (on by default: a clip that starts with the mouth open otherwise makes that "
+                        "open mouth the rest pose, and the portrait's mouth moves against the driver's; see the demo "
+                        "model's card)")
     p.add_argument("--no-crop", action="store_true", help="use the whole images, no face detection")
     p.add_argument("--side-by-side", action="store_true", help="write source | driving | result")
     p.add_argument("--size", type=int, default=256, help="output frame size in pixels (default 256)")
@@ -145,7 +146,7 @@ def _animate_command(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     adapt_scale = ADAPT_SCALE_DEFAULT if args.adapt_scale is None else args.adapt_scale
-    best_frame = BEST_FRAME_DEFAULT if args.find_best_frame is None else args.find_best_frame
+    best_frame = (BEST_FRAME_DEFAULT if args.find_best_frame is None else args.find_best_frame) and not args.absolute
     frames, details = animate(model, source, driving, relative=not args.absolute, adapt_scale=adapt_scale,
                               find_best_frame=best_frame, progress=progress, crop=not args.no_crop,
                               return_details=True, search_frames=search)
@@ -156,11 +157,11 @@ def _animate_command(args: argparse.Namespace) -> int:
         frames = [side_by_side(src, resize_square(d, args.size), f) for d, f in zip(details["driving"], frames)]
     about = {"model": model.source, "source": Path(args.source).name, "driving": Path(args.driving).name,
              "mode": "absolute" if args.absolute else "relative", "adapt_scale": adapt_scale,
-             "find_best_frame": best_frame, "reference_frame": details["reference"]}
+             "find_best_frame": best_frame, "reference_frame": None if args.absolute else details["reference"]}
     write_labelled_video(out, frames, fps, about)
     print(f"wrote {len(frames)} frames at {fps:.2f} fps to {out} (labelled synthetic; model: {model.source}"
-          + (f"; motion from driving frame {details['reference'] + 1} of {len(frames)}, the closest to the source's "
-             "pose" if best_frame and not args.absolute else "") + ")",
+          + (f"; motion from driving frame {details['reference']} (counted from 0), the closest to the source's "
+             "pose" if best_frame else "") + ")",
           file=sys.stderr)
     return 0
 
