@@ -324,12 +324,13 @@ def _animation_dataset(config, data: str, options):
     from .data.animation_data import FramesDataset, demo_training_set
 
     repeats, weight, talk = options.get("repeats"), options.get("portrait_weight"), options.get("portrait_talk")
-    clips = options.get("portrait_clips")
+    clips, transplant = options.get("portrait_clips"), options.get("portrait_transplant")
     if data in ("demo", "carphone"):
         weight = 1 if weight is None else weight
         return demo_training_set(config.image_size, repeats=repeats or 8, portrait_weight=weight, talk=talk or 0.0,
-                                 clips=1 if clips is None else clips)
-    for flag, value in (("--portrait-weight", weight), ("--portrait-talk", talk), ("--portrait-clips", clips)):
+                                 clips=1 if clips is None else clips, transplant=transplant or 0)
+    for flag, value in (("--portrait-weight", weight), ("--portrait-talk", talk), ("--portrait-clips", clips),
+                        ("--portrait-transplant", transplant)):
         if value is not None:
             raise UserError(f"{flag}: only for --data demo or carphone (their portrait pseudo-videos), not {data}")
     if not Path(data).exists():
@@ -368,7 +369,9 @@ ANIMATION = Lesson(
            Flag("--portrait-talk", "--data demo: the portraits open their mouths in their pseudo-videos, the jaw "
                 "dropping by up to this fraction of the frame (0 to 0.05; default 0: shut)", float),
            Flag("--portrait-clips", "--data demo: pseudo-videos of each portrait, each its own random motion and "
-                "speech (default 1)", int)),
+                "speech (default 1)", int),
+           Flag("--portrait-transplant", "--data demo: relative-transfer pairs of each portrait moved as the carphone "
+                "man moves, for every 8 carphone pairs (default 0: none)", int)),
     evaluate=_animation_evaluate,
     metrics_key="carphone_heldout",
     demo_weights=("animation-demo",),

@@ -360,7 +360,9 @@ def section_animation() -> None:
     save_synthetic(row_images([list(details["driving"][shown]), frames[shown]], size=128),
                    "animation-grace-hopper.png",
                    {"model": animation.DEMO_WEIGHTS.name, "rows": "driving frames; animated source"})
-    TEXT["code_kp_transfer"] = excerpt(animation.normalize_kp, 30)
+    from deepfake_lab.animation.keypoints import relative_keypoints
+
+    TEXT["code_kp_transfer"] = excerpt(animation.normalize_kp, 30) + "\n\n" + excerpt(relative_keypoints, 30)
     SECTIONS["animation"] = "ok"
 
 

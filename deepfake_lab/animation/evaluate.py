@@ -59,12 +59,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.face_motion import CHIN_BOX, LIPS_BOX, NOSE_BOX, MouthNotFound, face_box, find_mouth, optical_flow
 from .model import FirstOrderModel
 from .transfer import ADAPT_SCALE_DEFAULT, BEST_FRAME_DEFAULT, default_batch_size, to_model_input
 
 __all__ = ["ReconstructionScores", "reconstruction_scores", "evaluate_carphone", "FLOW_SIZE", "motion_field",
            "motion_transfer", "TransferScores", "evaluate_transfer", "mouth_signals", "mouth_transfer",
-           "find_mouth", "MouthStill", "MouthNotFound", "transfer_to_himself"]
+           "find_mouth", "MouthStill", "MouthNotFound", "transfer_to_himself", "optical_flow"]
 
 
 @dataclass
@@ -151,14 +152,6 @@ STILL = 1e-3
 FLOW_SIZE = 64
 
 
-def _flow(first: np.ndarray, later: np.ndarray) -> np.ndarray:
-    """Dense optical flow between two (H, W) uint8 grey frames: (H, W, 2) pixels, x then y."""
-    import cv2
-
-    # pyramid 0.5 x 3 levels, window 15, 3 iterations, polynomial 5 / 1.2: OpenCV's documented example values
-    return cv2.calcOpticalFlowFarneback(first, later, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-
-
 def motion_field(frames, grid: int = 8, size: int = FLOW_SIZE) -> np.ndarray:
     """(T, H, W, 3) uint8 -> (T, grid, grid, 2): optical flow from frame 0 to each frame, cell means / frame side,
     taken on the frames resized to ``size`` x ``size``."""
@@ -176,7 +169,7 @@ def motion_field(frames, grid: int = 8, size: int = FLOW_SIZE) -> np.ndarray:
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     fields = np.zeros((t, grid, grid, 2))
     for i in range(1, t):
-        flow = _flow(grey[0], grey[i])
+        flow = optical_flow(grey[0], grey[i])
         fields[i] = flow.reshape(grid, h // grid, grid, w // grid, 2).mean(axis=(1, 3)) / max(h, w)
     return fields
 
@@ -197,28 +190,6 @@ class MouthStill(ValueError):
     """The driving clip's mouth does not move: :func:`mouth_transfer` has nothing to compare with."""
 
 
-class MouthNotFound(ValueError):
-    """No frontal face in a clip: :func:`find_mouth` cannot place its lips."""
-
-
-#: the chin and nose boxes of :func:`mouth_signals`, in face widths from the lips: (u from, u to, v from, v to)
-CHIN_BOX, NOSE_BOX = (-0.2, 0.2, 0.1, 0.3), (-0.2, 0.2, -0.35, -0.15)
-#: the lips' box, whose grey level drops when a mouth opens and shows its dark inside
-LIPS_BOX = (-0.15, 0.15, -0.06, 0.12)
-
-
-def _face_box(shape, mouth, b) -> tuple[slice, slice]:
-    """Rows and columns of box ``b`` (u from, u to, v from, v to, face widths from the lips) in an (H, W) frame."""
-    h, w = shape
-    x, y, width = mouth[0] * w, mouth[1] * h, mouth[2] * w
-    cols = slice(max(0, round(x + b[0] * width)), min(w, round(x + b[1] * width)))
-    rows = slice(max(0, round(y + b[2] * width)), min(h, round(y + b[3] * width)))
-    if cols.stop - cols.start < 2 or rows.stop - rows.start < 2:
-        raise ValueError(f"mouth {mouth}: its boxes fall outside the {w}x{h} frame; give the lips' x, y and the "
-                         "face width as fractions of the frame")
-    return rows, cols
-
-
 def mouth_signals(frames, mouth: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
     """(T, H, W, 3) uint8 -> two (T,) signals of how far the mouth has opened since frame 0 (see the module text):
     the jaw opening (the chin's move down relative to the nose, face widths) and the darkening of the lips' box
@@ -230,13 +201,13 @@ def mouth_signals(frames, mouth: tuple[float, float, float]) -> tuple[np.ndarray
         raise ValueError(f"frames {frames.shape} of {frames.dtype}: need (T >= 2, H, W, 3) uint8 RGB")
     h, w = frames.shape[1:3]
     width = mouth[2] * w
-    chin, nose, lips = (_face_box((h, w), mouth, b) for b in (CHIN_BOX, NOSE_BOX, LIPS_BOX))
+    chin, nose, lips = (face_box((h, w), mouth, b) for b in (CHIN_BOX, NOSE_BOX, LIPS_BOX))
     grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     opening, darkening = np.zeros(len(frames)), np.zeros(len(frames))
     ys, xs = np.mgrid[lips[0], lips[1]].astype(np.float32)
     lips_first = grey[0][lips].astype(np.float64).mean()
     for i in range(1, len(frames)):
-        flow = _flow(grey[0], grey[i])                                                        # (H, W, 2) px
+        flow = optical_flow(grey[0], grey[i])                                                        # (H, W, 2) px
         head = flow[nose].reshape(-1, 2).mean(axis=0)                                         # the rigid part
         opening[i] = (flow[chin][..., 1].mean() - head[1]) / width
         moved = cv2.remap(grey[i].astype(np.float32), xs + head[0], ys + head[1], cv2.INTER_LINEAR,
@@ -264,22 +235,6 @@ def mouth_transfer(driving, driving_mouth, generated, generated_mouth) -> dict[s
     jaw_share, jaw_corr = _share_and_correlation(out[0], drv[0])
     dark_share, dark_corr = _share_and_correlation(out[1], drv[1])
     return {"jaw_share": jaw_share, "jaw_corr": jaw_corr, "dark_share": dark_share, "dark_corr": dark_corr}
-
-
-def find_mouth(frames) -> tuple[float, float, float]:
-    """``mouth`` of a clip of face crops ((T, H, W, 3) uint8): from the frontal face box of its first frame in which
-    the Haar cascade finds one (:func:`~deepfake_lab.data.pseudo_video.mouth_from_box`; a wide-open mouth can hide
-    a face from the cascade, so later frames are tried)."""
-    from ..data.faces import detect_faces
-    from ..data.pseudo_video import mouth_from_box
-
-    frames = np.asarray(frames)
-    for frame in frames:
-        boxes = detect_faces(frame)
-        if boxes:
-            return mouth_from_box(max(boxes, key=lambda b: b.w * b.h), frame.shape[1])
-    raise MouthNotFound(f"no frontal face in any of the {len(frames)} frames: cannot place the mouth; pass "
-                        "driving_mouth=(x, y, face width), fractions of the frame")
 
 
 @torch.no_grad()

@@ -25,7 +25,7 @@ from torch import nn
 from .grids import AntiAliasInterpolation2d, full_precision, make_coordinate_grid
 from .hourglass import Hourglass
 
-__all__ = ["KPDetector", "soft_argmax"]
+__all__ = ["KPDetector", "soft_argmax", "relative_keypoints"]
 
 
 def soft_argmax(heatmap: torch.Tensor) -> torch.Tensor:
@@ -83,3 +83,19 @@ class KPDetector(nn.Module):
                 jacobian = (heatmap.unsqueeze(2) * maps).view(b, k, 4, -1).sum(dim=-1)  # weighted mean, (B, K, 4)
                 out["jacobian"] = jacobian.view(b, k, 2, 2)
         return out
+
+
+def relative_keypoints(kp_source: dict[str, torch.Tensor], kp_driving: dict[str, torch.Tensor],
+                       kp_reference: dict[str, torch.Tensor], scale: float = 1.0,
+                       jacobians: bool = True) -> dict[str, torch.Tensor]:
+    """The source's keypoints moved as the driver's moved since its reference frame (relative transfer, §3.5):
+    :math:`p^S + \\alpha (p^{D_t} - p^{D_1})`, and with ``jacobians`` :math:`J^{D_t} (J^{D_1})^{-1} J^S`.
+    Dicts of ``value`` (B, K, 2) and optionally ``jacobian`` (B, K, 2, 2); ``scale`` is :math:`\\alpha`."""
+    new = {"value": kp_source["value"] + (kp_driving["value"] - kp_reference["value"]) * scale}
+    if "jacobian" in kp_driving:
+        if jacobians:
+            change = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_reference["jacobian"]))
+            new["jacobian"] = torch.matmul(change, kp_source["jacobian"])
+        else:
+            new["jacobian"] = kp_driving["jacobian"]
+    return new

@@ -37,10 +37,10 @@ from ..device import Precision
 from ..train import LessonModel, LoopConfig
 from .equivariance import RandomTransform, equivariance_jacobian_loss, equivariance_value_loss
 from .generator import OcclusionAwareGenerator
-from .keypoints import KPDetector
+from .keypoints import KPDetector, relative_keypoints
 
 __all__ = ["AnimationConfig", "PRESETS", "LOOP_PRESETS", "FirstOrderModel", "AnimationModel", "build_networks",
-           "OFFICIAL_PARAMETER_COUNTS", "gpu_check_generator"]
+           "OFFICIAL_PARAMETER_COUNTS", "gpu_check_generator", "reconstruct_relative"]
 
 #: parameter counts of the official vox-256 networks (first-order-model, ``config/vox-256.yaml``)
 OFFICIAL_PARAMETER_COUNTS = {"kp_detector": 14_215_368, "generator": 45_575_391, "dense_motion_network": 37_730_268}
@@ -208,12 +208,34 @@ def reconstruct(kp_detector: nn.Module, generator: nn.Module, source: torch.Tens
     return out
 
 
+def reconstruct_relative(kp_detector: nn.Module, generator: nn.Module, source: torch.Tensor, driving: torch.Tensor,
+                         reference: torch.Tensor, relative: torch.Tensor) -> dict[str, torch.Tensor]:
+    """:func:`reconstruct` where the items marked in ``relative`` ((B,) bool) are animated as ``animate`` animates
+    another person: the source's keypoints moved by the driving keypoints' change since the ``reference`` frame
+    (relative values and Jacobians, :func:`.keypoints.relative_keypoints`). The others take the driving keypoints
+    themselves (the paper's task; their reference is not used). ``kp_driving`` in the result is the driving frame's
+    own, for the equivariance losses.
+    """
+    kp_source, kp_driving, kp_reference = kp_detector(source), kp_detector(driving), kp_detector(reference)
+    moved = relative_keypoints(kp_source, kp_driving, kp_reference)
+    pick = relative.view(-1, 1, 1)
+    kp = {"value": torch.where(pick, moved["value"], kp_driving["value"])}
+    if "jacobian" in kp_driving:
+        kp["jacobian"] = torch.where(pick[..., None], moved["jacobian"], kp_driving["jacobian"])
+    out = generator(source, kp_driving=kp, kp_source=kp_source)
+    out.update(kp_source=kp_source, kp_driving=kp_driving)
+    return out
+
+
 class AnimationModel(LessonModel):
     """The First Order Motion Model with its training step, for :func:`deepfake_lab.train.fit`.
 
     Networks ``kp_detector`` and ``generator``, one Adam each (as the official code), multi-step
     learning-rate schedules in units of steps (``total_steps`` sizes them). ``set_input`` takes
-    ``{"source": (B, 3, H, W), "driving": (B, 3, H, W)}`` in [-1, 1], two frames of one video.
+    ``{"source": (B, 3, H, W), "driving": (B, 3, H, W)}`` in [-1, 1], two frames of one video; with
+    ``"reference"``, ``"target"`` and ``"transplant"`` as well (:class:`~deepfake_lab.data.animation_data.
+    TransplantPairs`), the marked items are relative transfers with a ground truth: the target is rebuilt from the
+    source and the driving frame's motion since the reference (:func:`reconstruct_relative`).
     """
 
     kind: ClassVar[str] = "animation"
@@ -245,10 +267,25 @@ class AnimationModel(LessonModel):
             raise ValueError("AnimationModel.set_input: expected {'source': frames, 'driving': frames of the same videos}")
         self.source = (batch["source"].to(self.device, non_blocking=True) + 1) / 2
         self.driving = (batch["driving"].to(self.device, non_blocking=True) + 1) / 2
+        relative = ("reference", "target", "transplant")
+        if any(k in batch for k in relative) and not all(k in batch for k in relative):
+            raise ValueError("AnimationModel.set_input: 'reference', 'target' and 'transplant' come together "
+                             "(TransplantPairs' items)")
+        self.reference = self.transplant = None
+        self.target = self.driving                                       # what the prediction is compared with
+        if "reference" in batch:
+            self.reference = (batch["reference"].to(self.device, non_blocking=True) + 1) / 2
+            self.target = (batch["target"].to(self.device, non_blocking=True) + 1) / 2
+            self.transplant = batch["transplant"].to(self.device, non_blocking=True).bool()
 
     def forward(self) -> dict[str, torch.Tensor]:
-        """Reconstruct the driving frame from the source and the keypoints of both (the training task)."""
-        self.generated = reconstruct(self.nets["kp_detector"], self.nets["generator"], self.source, self.driving)
+        """Reconstruct the driving frame from the source and the keypoints of both (the training task); items with
+        a reference are relative transfers to their target instead (:func:`reconstruct_relative`)."""
+        nets = self.nets["kp_detector"], self.nets["generator"]
+        if self.reference is None:
+            self.generated = reconstruct(*nets, self.source, self.driving)
+        else:
+            self.generated = reconstruct_relative(*nets, self.source, self.driving, self.reference, self.transplant)
         return self.generated
 
     def compute_losses(self) -> dict[str, torch.Tensor]:
@@ -259,9 +296,9 @@ class AnimationModel(LessonModel):
         losses: dict[str, torch.Tensor] = {}
         if self.perceptual is not None:
             # [0, 1] -> [-1, 1], the perceptual module's convention; weights and pyramid are inside it
-            losses["perceptual"] = self.perceptual(prediction.float() * 2 - 1, self.driving * 2 - 1)
+            losses["perceptual"] = self.perceptual(prediction.float() * 2 - 1, self.target * 2 - 1)
         if c.l1_weight:
-            losses["l1"] = c.l1_weight * (prediction.float() - self.driving).abs().mean()
+            losses["l1"] = c.l1_weight * (prediction.float() - self.target).abs().mean()
         if c.equivariance_value or c.equivariance_jacobian:
             # warp the driving frame by a random T_{X<-Y}; its keypoints must follow (eq. 7, 8)
             transform = RandomTransform(self.driving.shape[0], c.sigma_affine, c.sigma_tps, c.points_tps,
@@ -290,12 +327,13 @@ class AnimationModel(LessonModel):
             opt.step()
         out = {k: float(v.detach()) for k, v in losses.items()}
         out["total"] = float(total.detach())
-        out["rec_l1"] = float((self.generated["prediction"].detach().float() - self.driving).abs().mean())
+        out["rec_l1"] = float((self.generated["prediction"].detach().float() - self.target).abs().mean())
         return out
 
     # -- hooks of the loop ------------------------------------------------------------------------
     def sample_images(self) -> torch.Tensor | None:
-        """Up to 4 rows of source | driving | deformed source | occlusion | prediction, in [-1, 1]."""
+        """Up to 4 rows of source | driving frame (or the target of a relative item) | deformed source | occlusion |
+        prediction, in [-1, 1]."""
         if not hasattr(self, "generated"):
             return None
         with torch.no_grad():
@@ -306,7 +344,7 @@ class AnimationModel(LessonModel):
         occ = g.get("occlusion_map")
         occ = (torch.nn.functional.interpolate(occ[:n].float(), size=size, mode="bilinear", align_corners=False)
                .expand(-1, 3, -1, -1) if occ is not None else torch.zeros_like(self.source[:n]))
-        rows = [self.source[:n], self.driving[:n], g["deformed"][:n].float(), occ, g["prediction"][:n].float()]
+        rows = [self.source[:n], self.target[:n], g["deformed"][:n].float(), occ, g["prediction"][:n].float()]
         grid = torch.stack(rows, dim=1).flatten(0, 1)  # (n * 5, 3, H, W), row-major
         return grid.detach().cpu() * 2 - 1
 

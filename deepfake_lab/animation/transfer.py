@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..data import DataError
+from .keypoints import relative_keypoints
 from .model import FirstOrderModel
 
 __all__ = ["convex_hull_area", "adapt_scale_factor", "normalize_kp", "normalized_keypoints", "best_frame_index",
@@ -99,13 +100,9 @@ def normalize_kp(kp_source: dict[str, torch.Tensor], kp_driving: dict[str, torch
     factor is computed from the first item of the batch.
     """
     scale = adapt_scale_factor(kp_source["value"][0], kp_driving_initial["value"][0]) if adapt_movement_scale else 1.0
-    new = {k: v for k, v in kp_driving.items() if k in ("value", "jacobian")}
     if use_relative_movement:
-        new["value"] = kp_source["value"] + (kp_driving["value"] - kp_driving_initial["value"]) * scale
-        if use_relative_jacobian and "jacobian" in kp_driving:
-            change = torch.matmul(kp_driving["jacobian"], torch.inverse(kp_driving_initial["jacobian"]))
-            new["jacobian"] = torch.matmul(change, kp_source["jacobian"])
-    return new
+        return relative_keypoints(kp_source, kp_driving, kp_driving_initial, scale, jacobians=use_relative_jacobian)
+    return {k: v for k, v in kp_driving.items() if k in ("value", "jacobian")}
 
 
 def normalized_keypoints(kp: torch.Tensor) -> np.ndarray:

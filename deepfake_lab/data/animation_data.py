@@ -18,6 +18,10 @@ Where the videos come from:
   learns motion rather than one man's face. A still cannot talk, so with ``talk`` the pseudo-videos also
   drop the jaw and darken the parted lips (at :data:`PORTRAIT_MOUTHS`): the only mouth motion on a face
   other than the carphone man's that the offline data can give.
+* **transplanted motion** (offline, real photos): each portrait moved frame by frame as the carphone man moves in
+  frames 0-89, his head's affine motion and his mouth's opening carried over
+  (:mod:`deepfake_lab.data.motion_transplant`). It makes the relative transfer of animating another person a task
+  with a ground truth (``demo_training_set(transplant=)``).
 * **the official layouts** (:class:`FramesDataset`), as the official repository's data sets
   (VoxCeleb, TaiChi, the moving-GIF set) come::
 
@@ -52,7 +56,7 @@ from .pseudo_video import pseudo_video
 __all__ = ["VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "resize_frames", "frames_to_tensor", "read_frames",
            "list_videos", "VideoPairDataset", "FramesDataset", "carphone_split", "PORTRAIT_MOTION", "demo_training_set",
            "example_driving_path", "example_source_path", "write_examples", "CARPHONE_TEST_FRAMES",
-           "PORTRAIT_MOUTHS"]
+           "PORTRAIT_MOUTHS", "TransplantPairs"]
 
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".mov", ".avi", ".webm", ".mkv", ".m4v")
 #: the last 30 frames of carphone (1 s) are never trained on
@@ -209,6 +213,44 @@ class FramesDataset(Dataset):
         return self._load(index)
 
 
+class TransplantPairs(Dataset):
+    """Self-supervised pairs and transplanted ones together: every item is ``{"source", "driving", "reference",
+    "target"}`` (3, S, S) in [-1, 1] and ``"transplant"`` (a bool).
+
+    ``pairs``: self-supervised items (:class:`~deepfake_lab.data.animation_data.VideoPairDataset`): reference =
+    source, target = driving, ``transplant`` False (the paper's task). ``driver`` (T, S, S, 3) uint8 and ``clips``:
+    portraits moved as it moves (:func:`transplant_motion`, frame t with frame t); each clip gives ``weight`` x
+    ``repeats`` items per epoch: two distinct frames r and t, source = clip[r], driving = driver[t], reference =
+    driver[r], target = clip[t], ``transplant`` True; all four flipped together with p = 1/2.
+    """
+
+    def __init__(self, pairs: Dataset, driver: np.ndarray, clips: Sequence[np.ndarray], weight: int,
+                 repeats: int = 1, flip: bool = True):
+        if len(driver) < 2 or any(c.shape != driver.shape for c in clips):
+            raise DataError(f"transplanted clips {[c.shape for c in clips]} and driver {driver.shape}: need clips of "
+                            "the driver's shape, two frames or more")
+        self.pairs, self.flip = pairs, flip
+        self.driver = frames_to_tensor(driver)                                 # (T, 3, S, S)
+        self.clips = [frames_to_tensor(c) for c in clips]
+        self.index = [k for k in range(len(self.clips)) for _ in range(weight)] * repeats
+
+    def __len__(self) -> int:
+        return len(self.pairs) + len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if i < len(self.pairs):
+            item = self.pairs[i]
+            return {"source": item["source"], "driving": item["driving"], "reference": item["source"],
+                    "target": item["driving"], "transplant": torch.tensor(False)}
+        clip = self.clips[self.index[i - len(self.pairs)]]
+        r, t = torch.randperm(len(clip))[:2].tolist()
+        four = torch.stack([clip[r], self.driver[t], self.driver[r], clip[t]])  # (4, 3, S, S)
+        if self.flip and torch.rand(()) < 0.5:
+            four = four.flip(-1)
+        return {"source": four[0], "driving": four[1], "reference": four[2], "target": four[3],
+                "transplant": torch.tensor(True)}
+
+
 # --------------------------------------------------------------------------------------------
 # The offline data: carphone and two portraits
 # --------------------------------------------------------------------------------------------
@@ -236,7 +278,7 @@ PORTRAIT_MOUTHS = {"grace_hopper": (0.500, 0.616, 0.516), "astronaut": (0.492, 0
 
 
 def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
-                      portrait_weight: int = 1, talk: float = 0.0, clips: int = 1) -> VideoPairDataset:
+                      portrait_weight: int = 1, talk: float = 0.0, clips: int = 1, transplant: int = 0) -> Dataset:
     """The offline training set of the demo weights: carphone frames 0-89 and ``clips`` pseudo-videos of each
     portrait (the shipped 128x128 weights: see ``animation-demo.md``).
 
@@ -246,6 +288,9 @@ def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
     keep them shut; at most 0.05, see :func:`~deepfake_lab.data.pseudo_video.jaw_drop`), at
     :data:`PORTRAIT_MOUTHS`. ``clips``: pseudo-videos per portrait, each its own random path (and speech): clip
     c of portrait i has seed i + c * (number of portraits), so the first clips are those of ``clips=1``.
+    ``transplant``: also this many relative-transfer items of each portrait per 8 carphone pairs, the portrait moved
+    as the carphone man moves in frames 0-89 (:class:`TransplantPairs`; 0: none,
+    a :class:`VideoPairDataset` of the paper's task alone).
     """
     if not 1 <= portrait_weight <= 64:
         raise DataError(f"--portrait-weight {portrait_weight}: give a whole number from 1 to 64 (pairs from each "
@@ -255,6 +300,9 @@ def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
                         "the face over)")
     if not 1 <= clips <= 16:
         raise DataError(f"--portrait-clips {clips}: give a whole number from 1 to 16 (pseudo-videos of each portrait)")
+    if not 0 <= transplant <= 64:
+        raise DataError(f"--portrait-transplant {transplant}: give a whole number from 0 to 64 (transplanted pairs of "
+                        "each portrait for every 8 from carphone)")
     train, _ = carphone_split(size)
     stills = portrait_stills(size)
     videos = [train]
@@ -263,7 +311,15 @@ def demo_training_set(size: int = 64, repeats: int = 1, pseudo_frames: int = 48,
             speech = {"talk": talk, "mouth": PORTRAIT_MOUTHS[name]} if talk else {}
             videos.append(pseudo_video(img, pseudo_frames, size, seed=i + c * len(stills), **PORTRAIT_MOTION,
                                        **speech))
-    return VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [portrait_weight] * (len(videos) - 1))
+    pairs = VideoPairDataset(videos, size, repeats=repeats, weights=[8] + [portrait_weight] * (len(videos) - 1))
+    if not transplant:
+        return pairs
+    from .face_motion import find_mouth
+    from .motion_transplant import transplant_motion
+
+    his_mouth = find_mouth(train)
+    moved = [transplant_motion(img, PORTRAIT_MOUTHS[name], train, his_mouth) for name, img in stills.items()]
+    return TransplantPairs(pairs, train, moved, transplant, repeats=repeats)
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import DataError
 
-__all__ = ["pseudo_video", "jaw_drop", "mouth_from_box", "MOUTH_INSIDE"]
+__all__ = ["pseudo_video", "jaw_drop", "moved_jaw", "darken_mouth", "mouth_from_box", "MOUTH_INSIDE"]
 
 #: the colour the stretched band between the lips turns to (a dark red-brown, as the inside of a mouth)
 MOUTH_INSIDE = np.array([45.0, 18.0, 20.0], np.float32)
@@ -77,6 +77,23 @@ def jaw_drop(xs: np.ndarray, ys: np.ndarray, mouth_xy, right, down, face_width: 
     stretch = np.clip(opening * g * h_slope / face_width, 0.0, None)           # d(shift)/d(pixel) where it opens
     darkness = np.clip(1.3 * stretch, 0.0, 0.9) * np.exp(-(u / 0.13) ** 2)
     return -shift * down[0], -shift * down[1], darkness
+
+
+def moved_jaw(xs: np.ndarray, ys: np.ndarray, m: np.ndarray, mouth: tuple[float, float, float], size: int,
+              opening: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`jaw_drop` for a face moved by the 2x3 matrix ``m`` (crop pixels -> frame pixels): the lips at
+    ``mouth`` (fractions of the ``size`` crop, as :func:`pseudo_video`'s) and the face's axes go where ``m`` takes
+    them, and the face width and the ``opening`` (pixels of the crop) grow with its zoom."""
+    right, down = m[:, 0], m[:, 1]                                             # the face's axes in the frame
+    zoom = float(np.hypot(*right))
+    centre = m @ np.array([mouth[0] * size, mouth[1] * size, 1.0])
+    return jaw_drop(xs, ys, centre, right / zoom, down / zoom, mouth[2] * size * zoom, opening * zoom)
+
+
+def darken_mouth(x: np.ndarray, darkness: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 pixels -> the same with the open mouth's dark inside, ``darkness`` (H, W) in [0, 1]."""
+    a = darkness[..., None].astype(np.float32)
+    return x * (1 - a) + MOUTH_INSIDE * a
 
 
 def pseudo_video(image, n_frames: int = 48, size: int = 64, seed: int = 0, crop: np.ndarray | None = None, *,
@@ -140,18 +157,13 @@ def pseudo_video(image, n_frames: int = 48, size: int = 64, seed: int = 0, crop:
         map_x, map_y = xs + field[..., 0] * s, ys + field[..., 1] * s
         darkness = None
         if talk:
-            right, down = jitter[:, 0], jitter[:, 1]                           # the face's axes in frame i
-            zoom_i = float(np.hypot(*right))
-            centre = jitter @ np.array([mouth[0] * s, mouth[1] * s, 1.0])
-            dx_jaw, dy_jaw, darkness = jaw_drop(xs, ys, centre, right / zoom_i, down / zoom_i,
-                                                mouth[2] * s * zoom_i, openings[i] * zoom_i)
+            dx_jaw, dy_jaw, darkness = moved_jaw(xs, ys, jitter, mouth, s, openings[i])
             map_x, map_y = map_x + dx_jaw, map_y + dy_jaw
         frame = cv2.remap(frame, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)                     # (s, s, 3), non-rigidly moved
         x = frame.astype(np.float32)
         if darkness is not None:
-            a = darkness[..., None].astype(np.float32)
-            x = x * (1 - a) + MOUTH_INSIDE * a                                 # the open mouth's dark inside
+            x = darken_mouth(x, darkness)
         mean = x.mean()
         x = (x - mean) * contrasts[i] + mean * gains[i]
         x *= np.array([1 + tints[i], 1.0, 1 - tints[i]], np.float32)

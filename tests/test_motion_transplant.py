@@ -1,0 +1,156 @@
+"""Lesson 4: transplanted motion (a portrait moved as the driver moves) and the relative-transfer training items."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from deepfake_lab import cli
+from deepfake_lab.animation.model import PRESETS, AnimationModel, reconstruct, reconstruct_relative
+from deepfake_lab.data import DataError
+from deepfake_lab.data.animation_data import PORTRAIT_MOUTHS, TransplantPairs, VideoPairDataset, demo_training_set
+from deepfake_lab.data.motion_transplant import JAW_DROP, head_affines, mouth_openness, transplant_motion
+from deepfake_lab.data.portraits import portrait_stills
+from deepfake_lab.data.pseudo_video import darken_mouth, moved_jaw
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def stills():
+    return portrait_stills(SIZE)
+
+
+def _known_affines(n: int) -> np.ndarray:
+    """A head that turns by up to 6 degrees, zooms by up to 8 % and drifts 6 px, smoothly: (n, 2, 3)."""
+    t = np.linspace(0, 1, n)
+    out = [cv2.getRotationMatrix2D((64.0, 70.0), 6 * np.sin(2 * np.pi * s), 1 + 0.08 * s) for s in t]
+    for m, s in zip(out, t):
+        m[:, 2] += (6 * s, -3 * s)
+    return np.stack(out)
+
+
+def _moved(still: np.ndarray, affines: np.ndarray) -> np.ndarray:
+    return np.stack([cv2.warpAffine(still, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                     for m in affines])
+
+
+def test_head_affines_recover_a_known_head_motion(stills):
+    known = _known_affines(12)
+    clip = _moved(stills["grace_hopper"], known)
+    fitted = head_affines(clip, PORTRAIT_MOUTHS["grace_hopper"])
+    assert np.allclose(fitted[0], np.eye(2, 3))
+    # where the fitted maps put the face's corners, against the known maps: within half a pixel
+    corners = np.array([[40.0, 40.0, 1.0], [90.0, 40.0, 1.0], [40.0, 90.0, 1.0], [90.0, 90.0, 1.0]])
+    error = np.abs(np.einsum("tij,nj->tni", fitted, corners) - np.einsum("tij,nj->tni", known, corners))
+    assert error.max() < 0.5, error.max(axis=(1, 2))
+
+
+def test_mouth_openness_follows_a_known_jaw_drop(stills):
+    still, mouth = stills["grace_hopper"], PORTRAIT_MOUTHS["grace_hopper"]
+    known = (1 + np.sin(np.linspace(0, 4 * np.pi, 24))) / 2                   # opens and shuts twice
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    frames = []
+    for o in known:
+        dx, dy, dark = moved_jaw(xs, ys, np.eye(2, 3), mouth, SIZE, o * JAW_DROP * mouth[2] * SIZE)
+        frame = cv2.remap(still, (xs + dx).astype(np.float32), (ys + dy).astype(np.float32), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        frames.append(np.clip(darken_mouth(frame.astype(np.float32), dark), 0, 255).round().astype(np.uint8))
+    frames = np.stack(frames)
+    openness = mouth_openness(frames, mouth, np.tile(np.eye(2, 3), (len(frames), 1, 1)))
+    assert openness.min() == 0 and openness.max() == 1
+    assert np.corrcoef(openness, known)[0, 1] > 0.9
+
+
+def test_a_transplanted_portrait_moves_as_the_driver_and_keeps_its_face(stills):
+    known = _known_affines(10)
+    driver = _moved(stills["grace_hopper"], known)                           # the driver: a moving, silent face
+    her = transplant_motion(stills["astronaut"], PORTRAIT_MOUTHS["astronaut"], driver, PORTRAIT_MOUTHS["grace_hopper"])
+    assert her.shape == driver.shape and her.dtype == np.uint8
+    # her head, tracked the same way, follows his: the driver's maps carried over by the similarity between the faces
+    fitted = head_affines(her, PORTRAIT_MOUTHS["astronaut"])
+    his, hers = (np.array(PORTRAIT_MOUTHS[n][:2]) * SIZE for n in ("grace_hopper", "astronaut"))
+    scale = PORTRAIT_MOUTHS["astronaut"][2] / PORTRAIT_MOUTHS["grace_hopper"][2]
+    s = np.array([[scale, 0, hers[0] - scale * his[0]], [0, scale, hers[1] - scale * his[1]], [0, 0, 1]])
+    expected = np.stack([(s @ np.vstack([a, [0, 0, 1]]) @ np.linalg.inv(s))[:2] for a in known])
+    corners = np.array([[40.0, 40.0, 1.0], [90.0, 40.0, 1.0], [40.0, 90.0, 1.0], [90.0, 90.0, 1.0]])
+    error = np.abs(np.einsum("tij,nj->tni", fitted, corners) - np.einsum("tij,nj->tni", expected, corners))
+    assert error.max() < 1.0
+    # it is her, not him: every frame is far closer to her photo moved the same way than to the driver's frame
+    assert np.abs(her.astype(float) - driver).mean() > 3 * np.abs(her.astype(float) - _moved(stills["astronaut"],
+                                                                                             expected)).mean()
+
+
+def test_transplant_motion_names_what_is_wrong(stills):
+    driver = np.zeros((4, 64, 64, 3), np.uint8)
+    with pytest.raises(DataError, match="need frames of the portrait's size"):
+        transplant_motion(stills["astronaut"], PORTRAIT_MOUTHS["astronaut"], driver, (0.5, 0.6, 0.5))
+    with pytest.raises(DataError, match=r"driver_mouth=\(0.5, 1.6, 0.5\): give \(x, y, face width\)"):
+        transplant_motion(stills["astronaut"], PORTRAIT_MOUTHS["astronaut"], np.zeros((4, SIZE, SIZE, 3), np.uint8),
+                          (0.5, 1.6, 0.5))
+    with pytest.raises(DataError, match="need \\(T >= 2, S, S, 3\\) uint8"):
+        head_affines(np.zeros((1, SIZE, SIZE, 3), np.uint8), (0.5, 0.6, 0.5))
+
+
+def test_transplant_pairs_pose_the_relative_task_with_its_ground_truth():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    driver, clip, other = (rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8) for _ in range(3))
+    pairs = VideoPairDataset([other], 16, weights=[2])
+    data = TransplantPairs(pairs, driver, [clip], weight=3, repeats=2, flip=False)
+    assert len(data) == 2 + 6
+    plain = data[0]
+    assert not plain["transplant"] and torch.equal(plain["reference"], plain["source"])
+    assert torch.equal(plain["target"], plain["driving"])
+    as_tensor = [torch.from_numpy(v.astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1 for v in (driver, clip)]
+    for i in range(2, len(data)):
+        item = data[i]
+        assert item["transplant"]
+        r = next(k for k in range(6) if torch.equal(item["reference"], as_tensor[0][k]))
+        t = next(k for k in range(6) if torch.equal(item["driving"], as_tensor[0][k]))
+        assert r != t and torch.equal(item["source"], as_tensor[1][r]) and torch.equal(item["target"], as_tensor[1][t])
+    with pytest.raises(DataError, match="need clips of the driver's shape"):
+        TransplantPairs(pairs, driver, [clip[:4]], weight=1)
+
+
+def test_relative_items_move_the_source_by_the_drivers_change_and_plain_ones_are_the_papers_task():
+    torch.manual_seed(0)
+    config = PRESETS["demo"]
+    model = AnimationModel(config, total_steps=10, perceptual=None)
+    kp, gen = model.nets["kp_detector"].eval(), model.nets["generator"].eval()
+    source, driving = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        paper = reconstruct(kp, gen, source, driving)["prediction"]
+        plain = reconstruct_relative(kp, gen, source, driving, torch.rand(2, 3, 64, 64), torch.tensor([False, False]))
+        # a driver that has not moved since its reference leaves the source where it is
+        still = reconstruct_relative(kp, gen, source, driving, driving, torch.tensor([True, False]))["prediction"]
+        at_rest = gen(source, kp_driving=kp(source), kp_source=kp(source))["prediction"]
+    assert torch.allclose(plain["prediction"], paper)
+    assert torch.allclose(still[0], at_rest[0], atol=1e-5) and torch.allclose(still[1], paper[1])
+
+
+def test_a_training_step_on_transplanted_items(capsys):
+    torch.manual_seed(0)
+    config = PRESETS["demo"]
+    model = AnimationModel(config, total_steps=10)
+    batch = {k: torch.rand(2, 3, 64, 64) * 2 - 1 for k in ("source", "driving", "reference", "target")}
+    batch["transplant"] = torch.tensor([True, False])
+    model.set_input(batch)
+    assert torch.equal(model.target, (batch["target"] + 1) / 2)
+    losses = model.optimize_parameters()
+    assert all(np.isfinite(v) for v in losses.values()) and losses["total"] > 0
+    with pytest.raises(ValueError, match="come together"):
+        model.set_input({"source": batch["source"], "driving": batch["driving"], "reference": batch["reference"]})
+
+
+def test_the_demo_training_set_with_transplanted_pairs_and_its_flag(capsys):
+    data = demo_training_set(64, portrait_weight=2, transplant=3)
+    assert isinstance(data, TransplantPairs) and len(data) == 8 + 2 * 2 + 2 * 3
+    assert sum(bool(data[i]["transplant"]) for i in range(len(data))) == 6
+    with pytest.raises(DataError, match="--portrait-transplant 65: give a whole number from 0 to 64"):
+        demo_training_set(64, transplant=65)
+    assert cli.main(["train", "animation", "--data", str(Path(__file__).parent), "--portrait-transplant", "2"]) == 2
+    assert "--portrait-transplant: only for --data demo" in capsys.readouterr().err
