@@ -12,7 +12,9 @@ from deepfake_lab import cli
 from deepfake_lab.animation.model import PRESETS, AnimationModel, reconstruct, reconstruct_relative
 from deepfake_lab.data import DataError
 from deepfake_lab.data.animation_data import PORTRAIT_MOUTHS, TransplantPairs, VideoPairDataset, demo_training_set
-from deepfake_lab.data.motion_transplant import JAW_DROP, head_affines, mouth_openness, transplant_motion
+from deepfake_lab.data.face_motion import face_box
+from deepfake_lab.data.motion_transplant import HEAD, JAW_DROP, UPPER_FACE, head_affines, head_only
+from deepfake_lab.data.motion_transplant import mouth_openness, transplant_motion
 from deepfake_lab.data.portraits import portrait_stills
 from deepfake_lab.data.pseudo_video import darken_mouth, moved_jaw
 
@@ -63,6 +65,9 @@ def test_mouth_openness_follows_a_known_jaw_drop(stills):
     openness = mouth_openness(frames, mouth, np.tile(np.eye(2, 3), (len(frames), 1, 1)))
     assert openness.min() == 0 and openness.max() == 1
     assert np.corrcoef(openness, known)[0, 1] > 0.9
+    # a silent face moving its head does not read as talking
+    silent = _moved(still, _known_affines(12))
+    assert mouth_openness(silent, mouth, head_affines(silent, mouth)).max() <= 0.3      # without SILENT: 1
 
 
 def test_a_transplanted_portrait_moves_as_the_driver_and_keeps_its_face(stills):
@@ -70,18 +75,57 @@ def test_a_transplanted_portrait_moves_as_the_driver_and_keeps_its_face(stills):
     driver = _moved(stills["grace_hopper"], known)                           # the driver: a moving, silent face
     her = transplant_motion(stills["astronaut"], PORTRAIT_MOUTHS["astronaut"], driver, PORTRAIT_MOUTHS["grace_hopper"])
     assert her.shape == driver.shape and her.dtype == np.uint8
-    # her head, tracked the same way, follows his: the driver's maps carried over by the similarity between the faces
-    fitted = head_affines(her, PORTRAIT_MOUTHS["astronaut"])
+    # her head follows his: the driver's maps carried over by the similarity between the faces, exactly where the
+    # head does not fade out (the eyes to the nose), up to interpolation (one bilinear remap against OpenCV's
+    # warpAffine: 1.2 grey levels on average)
     his, hers = (np.array(PORTRAIT_MOUTHS[n][:2]) * SIZE for n in ("grace_hopper", "astronaut"))
     scale = PORTRAIT_MOUTHS["astronaut"][2] / PORTRAIT_MOUTHS["grace_hopper"][2]
     s = np.array([[scale, 0, hers[0] - scale * his[0]], [0, scale, hers[1] - scale * his[1]], [0, 0, 1]])
     expected = np.stack([(s @ np.vstack([a, [0, 0, 1]]) @ np.linalg.inv(s))[:2] for a in known])
-    corners = np.array([[40.0, 40.0, 1.0], [90.0, 40.0, 1.0], [40.0, 90.0, 1.0], [90.0, 90.0, 1.0]])
-    error = np.abs(np.einsum("tij,nj->tni", fitted, corners) - np.einsum("tij,nj->tni", expected, corners))
-    assert error.max() < 1.0
+    moved = _moved(stills["astronaut"], expected)
+    rows, cols = face_box((SIZE, SIZE), PORTRAIT_MOUTHS["astronaut"], (-0.3, 0.3, -0.7, -0.15))
+    assert np.abs(her[:, rows, cols].astype(float) - moved[:, rows, cols]).mean() < 2.0
     # it is her, not him: every frame is far closer to her photo moved the same way than to the driver's frame
-    assert np.abs(her.astype(float) - driver).mean() > 3 * np.abs(her.astype(float) - _moved(stills["astronaut"],
-                                                                                             expected)).mean()
+    assert np.abs(her.astype(float) - driver).mean() > 3 * np.abs(her.astype(float) - moved).mean()
+
+
+def test_only_the_head_moves_and_the_background_stays(stills):
+    known = _known_affines(8)
+    driver = _moved(stills["grace_hopper"], known)
+    mouth = PORTRAIT_MOUTHS["astronaut"]
+    her = transplant_motion(stills["astronaut"], mouth, driver, PORTRAIT_MOUTHS["grace_hopper"])
+    # the frame's corners lie outside HEAD faded out: there the photo shows, unmoved, in every frame
+    for rows, cols in ((slice(0, 12), slice(0, 12)), (slice(0, 12), slice(-12, None)), (slice(40, 60), slice(0, 8))):
+        assert np.abs(her[:, rows, cols].astype(int) - stills["astronaut"][rows, cols]).max() <= 1
+    # and the last frame's face has moved: far from the photo there, and from the first frame
+    face = face_box((SIZE, SIZE), mouth, UPPER_FACE)
+    assert np.abs(her[-1][face].astype(float) - her[0][face]).mean() > 10
+    # the map is the head's inverse at the ellipse's centre and the identity beyond its faded edge
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    map_x, map_y = head_only(xs, ys, known[-1], mouth, SIZE)
+    width = mouth[2] * SIZE
+    cx, cy = round(mouth[0] * SIZE), round(mouth[1] * SIZE - HEAD["above"] * width)
+    inverse = cv2.invertAffineTransform(known[-1])
+    assert np.allclose([map_x[cy, cx], map_y[cy, cx]], inverse @ [cx, cy, 1], atol=1e-3)
+    assert map_x[0, 0] == 0 and map_y[0, 0] == 0 and map_x[-1, -1] == SIZE - 1
+
+
+def test_transplanted_clips_move_as_the_driver_by_the_flow_measure(stills):
+    """The transplant's faithfulness, by the measure lesson 4 scores the model with: the carphone man's motion over
+    30-frame windows of frames 0-89 (its training part), transplanted onto his own frame 0 and onto each portrait,
+    reproduces at least 0.2 of his optical-flow motion on average (measured 0.246 for him, 0.275 and 0.239 for the
+    portraits; moving the whole crop gave -0.18, -0.13 and -0.23)."""
+    from deepfake_lab.animation.evaluate import motion_transfer
+    from deepfake_lab.data.animation_data import carphone_split
+    from deepfake_lab.data.face_motion import find_mouth
+
+    train, _ = carphone_split(SIZE)
+    his = find_mouth(train)
+    faces = {"himself": (train[0], his), **{n: (stills[n], PORTRAIT_MOUTHS[n]) for n in stills}}
+    for name, (still, mouth) in faces.items():
+        clip = transplant_motion(still, mouth, train, his)
+        scores = [motion_transfer(train[s:s + 30], clip[s:s + 30]) for s in range(0, 61, 15)]
+        assert np.mean(scores) > 0.2, (name, scores)
 
 
 def test_transplant_motion_names_what_is_wrong(stills):

@@ -14,10 +14,14 @@ transplanted clip gives another face the driver's own motion, so that the relati
 2. **the mouth**: how far open the driver's mouth is, :math:`o_t \\in [0, 1]`, from the dark inside an open
    mouth shows, read on the frame moved back onto frame 0 (:func:`mouth_openness`; the flow of the chin is
    not reliable once the head tilts far);
-3. **the portrait**: its still moved by :math:`S A_t S^{-1}`, where the similarity S takes the driver's lips and
+3. **the portrait**: its head moved by :math:`S A_t S^{-1}`, where the similarity S takes the driver's lips and
    face width onto the portrait's, and its jaw dropped by :math:`0.09\\, o_t` of its face width (``JAW_DROP``;
    :func:`~deepfake_lab.data.pseudo_video.moved_jaw`), so that its mouth is as shut as the photo's where his is
-   most shut.
+   most shut. Only the head moves, as in a real clip, where the background stays put and the shoulders hardly
+   move: inside the ellipse ``HEAD`` (from the lips, in face widths) a pixel moves with the head, and outside it
+   the motion fades to none (:func:`head_only`). Moving the whole crop instead gives the background the head's
+   motion; by the optical-flow measure of lesson 4 (``animation.evaluate.motion_transfer``) such a clip then moves
+   about twice as much as the driver did, and scores below a still picture.
 
 Frame t of the portrait then shows what the driver's frame t shows, up to what an affine map and a jaw cannot
 say (blinks, the lips' shape, the parallax of a turn). An item of
@@ -32,7 +36,8 @@ import numpy as np
 from . import DataError
 from .face_motion import LIPS_BOX, face_box, optical_flow
 
-__all__ = ["UPPER_FACE", "JAW_DROP", "head_affines", "mouth_openness", "transplant_motion"]
+__all__ = ["UPPER_FACE", "JAW_DROP", "SILENT", "HEAD", "head_affines", "mouth_openness", "head_only",
+           "transplant_motion"]
 
 #: the part of the driver's face whose flow gives the head's affine motion: (u from, u to, v from, v to) in face
 #: widths from the lips (u across, v down): the eyes, the nose and the cheeks, above the mouth
@@ -40,6 +45,14 @@ UPPER_FACE = (-0.5, 0.5, -0.75, -0.05)
 #: the portrait's jaw drop where the driver's mouth is at its most open, in face widths
 #: (:func:`~deepfake_lab.data.pseudo_video.jaw_drop` folds the face over beyond 0.1)
 JAW_DROP = 0.09
+#: the least range of the lips' box's dark share that :func:`mouth_openness` reads as a mouth opening fully
+SILENT = 0.05
+#: the part of the portrait that moves with the head: an ellipse centred ``above`` the lips, ``across`` and ``down``
+#: its half-axes (face widths), the motion fading out from its edge to ``fade`` times its size (the forehead and
+#: the hair inside, the background and the shoulders outside). Chosen by the measure: a transplant of the carphone
+#: man onto his own frame 0 reproduces 0.25 of his motion over 30-frame windows of frames 0-89 with it (moving the
+#: whole crop: -0.18; half-axes 0.5 x 0.75: 0.24; 0.7 x 0.95: 0.18)
+HEAD = {"across": 0.5, "down": 0.85, "above": 0.4, "fade": 1.3}
 
 
 def head_affines(frames: np.ndarray, mouth: tuple[float, float, float]) -> np.ndarray:
@@ -77,7 +90,8 @@ def mouth_openness(frames: np.ndarray, mouth: tuple[float, float, float], affine
     (``face_motion.LIPS_BOX``, 0.3 face widths wide, from 0.06 above the lips to 0.12 below) the share of pixels darker
     than half the upper face's median grey is counted, and rescaled so that its 30th percentile over the clip reads 0
     and its 97th 1 (clipped): a talking mouth is shut or nearly so most of the time, and the lips' line is dark
-    too."""
+    too. A range below ``SILENT`` (0.05 of the box; the carphone man's frames 0-89: 0.196) counts as that
+    share, so that a silent driver's flicker does not read as speech."""
     import cv2
 
     h, w = frames.shape[1:3]
@@ -88,7 +102,7 @@ def mouth_openness(frames: np.ndarray, mouth: tuple[float, float, float], affine
                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         dark[t] = (back[lips] < 0.5 * np.median(back[upper])).mean()
     lo, hi = np.percentile(dark, [30, 97])
-    return np.clip((dark - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return np.clip((dark - lo) / max(hi - lo, SILENT), 0.0, 1.0)
 
 
 def transplant_motion(still: np.ndarray, still_mouth: tuple[float, float, float], driver: np.ndarray,
@@ -122,8 +136,29 @@ def transplant_motion(still: np.ndarray, still_mouth: tuple[float, float, float]
     for t, a in enumerate(affines):
         m = (to_her @ np.vstack([a, [0, 0, 1]]) @ np.linalg.inv(to_her))[:2]   # her pixels at rest -> frame t
         dx, dy, darkness = moved_jaw(xs, ys, m, still_mouth, size, opening[t] * still_mouth[2] * size)
-        moved = cv2.warpAffine(still, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        moved = cv2.remap(moved, (xs + dx).astype(np.float32), (ys + dy).astype(np.float32), cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)
+        # backward maps: the jaw's, then the head's, where the head is
+        map_x, map_y = head_only(xs + dx, ys + dy, m, still_mouth, size)
+        moved = cv2.remap(still, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         frames[t] = np.clip(darken_mouth(moved.astype(np.float32), darkness), 0, 255).round().astype(np.uint8)
     return frames
+
+
+def head_only(xs: np.ndarray, ys: np.ndarray, m: np.ndarray, mouth: tuple[float, float, float],
+              size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The backward map of a head moved by ``m`` (2x3, the portrait's pixels at rest -> the frame's) over a still
+    background: for frame pixels (``xs``, ``ys``), where to sample the portrait, (H, W) float32 each. Inside the
+    ellipse :data:`HEAD` about the lips at ``mouth`` (fractions of the ``size`` crop, at rest) the map is
+    :math:`m^{-1}`; it fades to the identity towards ``HEAD["fade"]`` times the ellipse (a cubic step), and is the
+    identity beyond."""
+    import cv2
+
+    from .pseudo_video import smoothstep
+
+    inverse = cv2.invertAffineTransform(m)
+    head_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    head_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    width = mouth[2] * size
+    cx, cy = mouth[0] * size, mouth[1] * size - HEAD["above"] * width
+    r = np.hypot((xs - cx) / (HEAD["across"] * width), (ys - cy) / (HEAD["down"] * width))
+    inside = 1.0 - smoothstep(r, 1.0, HEAD["fade"])[0]
+    return ((xs + inside * (head_x - xs)).astype(np.float32), (ys + inside * (head_y - ys)).astype(np.float32))

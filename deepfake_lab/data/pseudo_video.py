@@ -30,7 +30,7 @@ import numpy as np
 
 from . import DataError
 
-__all__ = ["pseudo_video", "jaw_drop", "moved_jaw", "darken_mouth", "mouth_from_box", "MOUTH_INSIDE"]
+__all__ = ["pseudo_video", "jaw_drop", "moved_jaw", "darken_mouth", "mouth_from_box", "smoothstep", "MOUTH_INSIDE"]
 
 #: the colour the stretched band between the lips turns to (a dark red-brown, as the inside of a mouth)
 MOUTH_INSIDE = np.array([45.0, 18.0, 20.0], np.float32)
@@ -46,7 +46,7 @@ def mouth_from_box(box, size: int) -> tuple[float, float, float]:
     return ((box.x + box.w / 2) / size, (box.y + 0.77 * box.h) / size, box.w / size)
 
 
-def _smoothstep(x: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+def smoothstep(x: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
     """The cubic step from 0 at ``lo`` to 1 at ``hi``, and its derivative along x."""
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return t * t * (3 - 2 * t), 6 * t * (1 - t) / (hi - lo)
@@ -69,8 +69,8 @@ def jaw_drop(xs: np.ndarray, ys: np.ndarray, mouth_xy, right, down, face_width: 
     px, py = xs - mouth_xy[0], ys - mouth_xy[1]
     u = (px * right[0] + py * right[1]) / face_width
     v = (px * down[0] + py * down[1]) / face_width
-    rise, rise_slope = _smoothstep(v, -0.07, 0.09)
-    fall, fall_slope = _smoothstep(v, 0.35, 0.8)
+    rise, rise_slope = smoothstep(v, -0.07, 0.09)
+    fall, fall_slope = smoothstep(v, 0.35, 0.8)
     h, h_slope = rise * (1 - fall), rise_slope * (1 - fall) - rise * fall_slope
     g = np.exp(-(u / 0.4) ** 2)
     shift = opening * g * h                                                    # pixels, along -down
