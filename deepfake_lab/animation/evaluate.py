@@ -207,8 +207,8 @@ def mouth_signals(frames, mouth: tuple[float, float, float]) -> tuple[np.ndarray
     ys, xs = np.mgrid[lips[0], lips[1]].astype(np.float32)
     lips_first = grey[0][lips].astype(np.float64).mean()
     for i in range(1, len(frames)):
-        flow = optical_flow(grey[0], grey[i])                                                        # (H, W, 2) px
-        head = flow[nose].reshape(-1, 2).mean(axis=0)                                         # the rigid part
+        flow = optical_flow(grey[0], grey[i])                                  # (H, W, 2) px
+        head = flow[nose].reshape(-1, 2).mean(axis=0)                          # the rigid part
         opening[i] = (flow[chin][..., 1].mean() - head[1]) / width
         moved = cv2.remap(grey[i].astype(np.float32), xs + head[0], ys + head[1], cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)

@@ -262,7 +262,10 @@ class AnimationModel(LessonModel):
 
     # -- the three verbs ------------------------------------------------------------------------
     def set_input(self, batch: dict[str, torch.Tensor]) -> None:
-        """``batch["source"]`` and ``batch["driving"]``: (B, 3, H, W) in [-1, 1] -> kept in [0, 1]."""
+        """``batch["source"]`` and ``batch["driving"]``: (B, 3, H, W) in [-1, 1] -> kept in [0, 1]; with
+        ``"reference"`` and ``"target"`` (the same) and ``"transplant"`` ((B,) bool) as well, the items marked are
+        relative transfers, the prediction compared with the target
+        (:class:`~deepfake_lab.data.animation_data.TransplantPairs`); otherwise the target is the driving frame."""
         if not isinstance(batch, dict) or "source" not in batch or "driving" not in batch:
             raise ValueError("AnimationModel.set_input: expected {'source': frames, 'driving': frames of the same videos}")
         self.source = (batch["source"].to(self.device, non_blocking=True) + 1) / 2
@@ -332,8 +335,9 @@ class AnimationModel(LessonModel):
 
     # -- hooks of the loop ------------------------------------------------------------------------
     def sample_images(self) -> torch.Tensor | None:
-        """Up to 4 rows of source | driving frame (or the target of a relative item) | deformed source | occlusion |
-        prediction, in [-1, 1]."""
+        """Up to 4 rows of source | driving frame | deformed source | occlusion | prediction, in [-1, 1]; with
+        relative items in the batch, their target after the driving frame (the driving frame then shows another
+        person)."""
         if not hasattr(self, "generated"):
             return None
         with torch.no_grad():
@@ -344,8 +348,9 @@ class AnimationModel(LessonModel):
         occ = g.get("occlusion_map")
         occ = (torch.nn.functional.interpolate(occ[:n].float(), size=size, mode="bilinear", align_corners=False)
                .expand(-1, 3, -1, -1) if occ is not None else torch.zeros_like(self.source[:n]))
-        rows = [self.source[:n], self.target[:n], g["deformed"][:n].float(), occ, g["prediction"][:n].float()]
-        grid = torch.stack(rows, dim=1).flatten(0, 1)  # (n * 5, 3, H, W), row-major
+        shown = [self.driving[:n]] if self.reference is None else [self.driving[:n], self.target[:n]]
+        rows = [self.source[:n], *shown, g["deformed"][:n].float(), occ, g["prediction"][:n].float()]
+        grid = torch.stack(rows, dim=1).flatten(0, 1)  # (n * 5 or n * 6, 3, H, W), row-major
         return grid.detach().cpu() * 2 - 1
 
     def inference_model(self) -> FirstOrderModel:

@@ -219,9 +219,10 @@ class TransplantPairs(Dataset):
 
     ``pairs``: self-supervised items (:class:`~deepfake_lab.data.animation_data.VideoPairDataset`): reference =
     source, target = driving, ``transplant`` False (the paper's task). ``driver`` (T, S, S, 3) uint8 and ``clips``:
-    portraits moved as it moves (:func:`transplant_motion`, frame t with frame t); each clip gives ``weight`` x
-    ``repeats`` items per epoch: two distinct frames r and t, source = clip[r], driving = driver[t], reference =
-    driver[r], target = clip[t], ``transplant`` True; all four flipped together with p = 1/2.
+    portraits moved as it moves (:func:`~deepfake_lab.data.motion_transplant.transplant_motion`, frame t with
+    frame t); each clip gives ``weight`` x ``repeats`` items per epoch: two distinct frames r and t, source =
+    clip[r], driving = driver[t], reference = driver[r], target = clip[t], ``transplant`` True; all four flipped
+    together with p = 1/2.
     """
 
     def __init__(self, pairs: Dataset, driver: np.ndarray, clips: Sequence[np.ndarray], weight: int,

@@ -45,7 +45,7 @@ def face_box(shape, mouth, b) -> tuple[slice, slice]:
     rows = slice(max(0, round(y + b[2] * width)), min(h, round(y + b[3] * width)))
     if cols.stop - cols.start < 2 or rows.stop - rows.start < 2:
         raise DataError(f"mouth {mouth}: its boxes fall outside the {w}x{h} frame; give the lips' x, y and the "
-                         "face width as fractions of the frame")
+                        "face width as fractions of the frame")
     return rows, cols
 
 

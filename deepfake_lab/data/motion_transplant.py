@@ -18,10 +18,14 @@ transplanted clip gives another face the driver's own motion, so that the relati
    face width onto the portrait's, and its jaw dropped by :math:`0.09\\, o_t` of its face width (``JAW_DROP``;
    :func:`~deepfake_lab.data.pseudo_video.moved_jaw`), so that its mouth is as shut as the photo's where his is
    most shut. Only the head moves, as in a real clip, where the background stays put and the shoulders hardly
-   move: inside the ellipse ``HEAD`` (from the lips, in face widths) a pixel moves with the head, and outside it
-   the motion fades to none (:func:`head_only`). Moving the whole crop instead gives the background the head's
-   motion; by the optical-flow measure of lesson 4 (``animation.evaluate.motion_transfer``) such a clip then moves
-   about twice as much as the driver did, and scores below a still picture.
+   move: the head, the ellipse ``HEAD`` about the lips (in face widths), is laid over the portrait's background
+   with a soft edge, and where it moves away the background shows, filled in from around the head
+   (:func:`head_layers`). Two other ways fail. Moving the whole crop gives the background the head's motion: by
+   the optical-flow measure of lesson 4 (``animation.evaluate.motion_transfer``) the carphone man transplanted
+   onto his own frame 0 then moves about twice as much as he did and scores below a still picture. Fading the
+   head's displacement out over the background instead folds the picture over where the head moves far (his lips
+   move up to 21 px from frame 0 at 128x128), or, with a fade wide enough not to, drags much of the background
+   along.
 
 Frame t of the portrait then shows what the driver's frame t shows, up to what an affine map and a jaw cannot
 say (blinks, the lips' shape, the parallax of a turn). An item of
@@ -36,7 +40,7 @@ import numpy as np
 from . import DataError
 from .face_motion import LIPS_BOX, face_box, optical_flow
 
-__all__ = ["UPPER_FACE", "JAW_DROP", "SILENT", "HEAD", "head_affines", "mouth_openness", "head_only",
+__all__ = ["UPPER_FACE", "JAW_DROP", "SILENT", "HEAD", "head_affines", "mouth_openness", "head_layers",
            "transplant_motion"]
 
 #: the part of the driver's face whose flow gives the head's affine motion: (u from, u to, v from, v to) in face
@@ -47,20 +51,25 @@ UPPER_FACE = (-0.5, 0.5, -0.75, -0.05)
 JAW_DROP = 0.09
 #: the least range of the lips' box's dark share that :func:`mouth_openness` reads as a mouth opening fully
 SILENT = 0.05
-#: the part of the portrait that moves with the head: an ellipse centred ``above`` the lips, ``across`` and ``down``
-#: its half-axes (face widths), the motion fading out from its edge to ``fade`` times its size (the forehead and
-#: the hair inside, the background and the shoulders outside). Chosen by the measure: a transplant of the carphone
-#: man onto his own frame 0 reproduces 0.25 of his motion over 30-frame windows of frames 0-89 with it (moving the
-#: whole crop: -0.18; half-axes 0.5 x 0.75: 0.24; 0.7 x 0.95: 0.18)
+#: the part of the portrait that moves with the head: an ellipse centred ``HEAD["above"]`` face widths above the
+#: lips, with half-axes ``across`` and ``down`` (face widths), its edge fading out from r = 1 to r = ``fade`` in
+#: the ellipse's radius (the forehead and the hair inside, the background and the shoulders outside). Over 30-frame
+#: windows of frames 0-89, the carphone man transplanted onto his own frame 0 reproduces 0.381 of his motion by
+#: the flow measure (moving the whole crop: -0.18; half-axes 0.6 x 0.95: 0.12; a fade to r = 1.5: 0.24)
 HEAD = {"across": 0.5, "down": 0.85, "above": 0.4, "fade": 1.3}
+#: how far around (pixels) :func:`cv2.inpaint` looks to fill the background behind the head
+FILL_RADIUS = 5
 
 
 def head_affines(frames: np.ndarray, mouth: tuple[float, float, float]) -> np.ndarray:
     """(T, S, S, 3) uint8 face crops -> (T, 2, 3): the affine map from frame 0's pixels to each frame's, fitted to
     the optical flow of the upper face (``UPPER_FACE``, placed from ``mouth`` = the lips' x, y and the face width
-    as fractions of the frame). Frame 0's map is the identity."""
-    import cv2
+    as fractions of the frame). Frame 0's map is the identity.
 
+    Each map is the last one carried on by the flow from frame t-1 to t at the points it gives, and fitted again:
+    its small errors add up over a clip (drift), where the flow straight from frame 0 would lose a head that has
+    moved far."""
+    import cv2
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) < 2:
@@ -90,10 +99,14 @@ def mouth_openness(frames: np.ndarray, mouth: tuple[float, float, float], affine
     (``face_motion.LIPS_BOX``, 0.3 face widths wide, from 0.06 above the lips to 0.12 below) the share of pixels darker
     than half the upper face's median grey is counted, and rescaled so that its 30th percentile over the clip reads 0
     and its 97th 1 (clipped): a talking mouth is shut or nearly so most of the time, and the lips' line is dark
-    too. A range below ``SILENT`` (0.05 of the box; the carphone man's frames 0-89: 0.196) counts as that
-    share, so that a silent driver's flicker does not read as speech."""
+    too. The range between the two percentiles is taken as at least ``SILENT`` (0.05 of the box; the carphone
+    man's frames 0-89 have 0.196), so that a silent driver's flicker does not read as speech."""
     import cv2
 
+    frames, affines = np.asarray(frames), np.asarray(affines)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or affines.shape != (len(frames), 2, 3):
+        raise DataError(f"frames {frames.shape} ({frames.dtype}) and affines {affines.shape}: need (T, H, W, 3) uint8 "
+                        "RGB frames and one 2x3 map each, (T, 2, 3), from head_affines")
     h, w = frames.shape[1:3]
     lips, upper = face_box((h, w), mouth, LIPS_BOX), face_box((h, w), mouth, UPPER_FACE)
     dark = np.zeros(len(frames))
@@ -116,8 +129,9 @@ def transplant_motion(still: np.ndarray, still_mouth: tuple[float, float, float]
     from .pseudo_video import darken_mouth, moved_jaw
 
     still, driver = np.asarray(still), np.asarray(driver)
-    if still.ndim != 3 or still.shape[2] != 3 or still.dtype != np.uint8:
-        raise DataError(f"portrait still: array of shape {still.shape} ({still.dtype}); need (S, S, 3) uint8 RGB")
+    if still.ndim != 3 or still.shape[2] != 3 or still.dtype != np.uint8 or still.shape[0] != still.shape[1]:
+        raise DataError(f"portrait still: array of shape {still.shape} ({still.dtype}); need a square (S, S, 3) uint8 "
+                        "RGB crop (crop it first: data.portraits.portrait_head)")
     if driver.shape[1:] != still.shape:
         raise DataError(f"driver frames {driver.shape} and portrait {still.shape}: need frames of the portrait's "
                         "size (T, S, S, 3)")
@@ -132,33 +146,41 @@ def transplant_motion(still: np.ndarray, still_mouth: tuple[float, float, float]
     hers = np.array([still_mouth[0], still_mouth[1]]) * size
     to_her = np.array([[scale, 0, hers[0] - scale * his[0]], [0, scale, hers[1] - scale * his[1]], [0, 0, 1]])
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    _, background = head_layers(still, still_mouth, xs, ys)
     frames = np.empty((len(driver), size, size, 3), np.uint8)
     for t, a in enumerate(affines):
         m = (to_her @ np.vstack([a, [0, 0, 1]]) @ np.linalg.inv(to_her))[:2]   # her pixels at rest -> frame t
         dx, dy, darkness = moved_jaw(xs, ys, m, still_mouth, size, opening[t] * still_mouth[2] * size)
-        # backward maps: the jaw's, then the head's, where the head is
-        map_x, map_y = head_only(xs + dx, ys + dy, m, still_mouth, size)
-        moved = cv2.remap(still, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        frames[t] = np.clip(darken_mouth(moved.astype(np.float32), darkness), 0, 255).round().astype(np.uint8)
+        # backward maps, the jaw's then the head's: which of her pixels at rest each frame pixel shows
+        inverse = cv2.invertAffineTransform(m)
+        map_x = (inverse[0, 0] * (xs + dx) + inverse[0, 1] * (ys + dy) + inverse[0, 2]).astype(np.float32)
+        map_y = (inverse[1, 0] * (xs + dx) + inverse[1, 1] * (ys + dy) + inverse[1, 2]).astype(np.float32)
+        head = cv2.remap(still, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha, _ = head_layers(still, still_mouth, map_x, map_y, fill=False)        # the head's edge, moved with it
+        frame = alpha[..., None] * head + (1 - alpha[..., None]) * background
+        frames[t] = np.clip(darken_mouth(frame, darkness), 0, 255).round().astype(np.uint8)
     return frames
 
 
-def head_only(xs: np.ndarray, ys: np.ndarray, m: np.ndarray, mouth: tuple[float, float, float],
-              size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The backward map of a head moved by ``m`` (2x3, the portrait's pixels at rest -> the frame's) over a still
-    background: for frame pixels (``xs``, ``ys``), where to sample the portrait, (H, W) float32 each. Inside the
-    ellipse :data:`HEAD` about the lips at ``mouth`` (fractions of the ``size`` crop, at rest) the map is
-    :math:`m^{-1}`; it fades to the identity towards ``HEAD["fade"]`` times the ellipse (a cubic step), and is the
-    identity beyond."""
+def head_layers(still: np.ndarray, mouth: tuple[float, float, float], xs: np.ndarray, ys: np.ndarray,
+                fill: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """The portrait split into its head and what lies behind it.
+
+    ``alpha``, (H, W) float32 in [0, 1]: how much of the head shows at the portrait's pixels (``xs``, ``ys``) at
+    rest: 1 inside the ellipse :data:`HEAD` about the lips at ``mouth`` (fractions of the square crop), falling
+    by a cubic step to 0 at ``HEAD["fade"]`` times the ellipse. ``background`` (with ``fill``; else None),
+    (S, S, 3) float32: the portrait with the inside of the ellipse filled in from around it (Telea's inpainting,
+    :func:`cv2.inpaint`), and unchanged outside, so that the head laid over it at rest gives the portrait back."""
     import cv2
 
     from .pseudo_video import smoothstep
 
-    inverse = cv2.invertAffineTransform(m)
-    head_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
-    head_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    size = still.shape[0]
     width = mouth[2] * size
     cx, cy = mouth[0] * size, mouth[1] * size - HEAD["above"] * width
     r = np.hypot((xs - cx) / (HEAD["across"] * width), (ys - cy) / (HEAD["down"] * width))
-    inside = 1.0 - smoothstep(r, 1.0, HEAD["fade"])[0]
-    return ((xs + inside * (head_x - xs)).astype(np.float32), (ys + inside * (head_y - ys)).astype(np.float32))
+    alpha = (1.0 - smoothstep(r, 1.0, HEAD["fade"])[0]).astype(np.float32)
+    if not fill:
+        return alpha, None
+    hole = (r < 1.0).astype(np.uint8)
+    return alpha, cv2.inpaint(still, hole, FILL_RADIUS, cv2.INPAINT_TELEA).astype(np.float32)
