@@ -228,3 +228,17 @@ def test_the_demo_training_set_with_transplanted_pairs_and_its_flag(capsys):
         demo_training_set(64, transplant=65)
     assert cli.main(["train", "animation", "--data", str(Path(__file__).parent), "--portrait-transplant", "2"]) == 2
     assert "--portrait-transplant: only for --data demo" in capsys.readouterr().err
+
+
+def test_the_sample_grid_shows_one_item_a_row_with_the_target_of_relative_items():
+    torch.manual_seed(0)
+    model = AnimationModel(PRESETS["demo"], total_steps=10, perceptual=None)
+    frames = {k: torch.rand(2, 3, 64, 64) * 2 - 1 for k in ("source", "driving", "reference", "target")}
+    model.set_input({"source": frames["source"], "driving": frames["driving"]})
+    model.forward()
+    plain = model.sample_images()
+    model.set_input({**frames, "transplant": torch.tensor([True, False])})
+    model.forward()
+    relative = model.sample_images()
+    # columns of 64 px plus 2 px of padding: 5 without a target, 6 with; one row per item
+    assert plain.size == (2 + 5 * 66, 2 + 2 * 66) and relative.size == (2 + 6 * 66, 2 + 2 * 66)

@@ -334,10 +334,12 @@ class AnimationModel(LessonModel):
         return out
 
     # -- hooks of the loop ------------------------------------------------------------------------
-    def sample_images(self) -> torch.Tensor | None:
-        """Up to 4 rows of source | driving frame | deformed source | occlusion | prediction, in [-1, 1]; with
+    def sample_images(self):
+        """A PIL grid of up to 4 rows of source | driving frame | deformed source | occlusion | prediction; with
         relative items in the batch, their target after the driving frame (the driving frame then shows another
         person)."""
+        from ..viz import to_grid_image
+
         if not hasattr(self, "generated"):
             return None
         with torch.no_grad():
@@ -351,7 +353,7 @@ class AnimationModel(LessonModel):
         shown = [self.driving[:n]] if self.reference is None else [self.driving[:n], self.target[:n]]
         rows = [self.source[:n], *shown, g["deformed"][:n].float(), occ, g["prediction"][:n].float()]
         grid = torch.stack(rows, dim=1).flatten(0, 1)  # (n * 5 or n * 6, 3, H, W), row-major
-        return grid.detach().cpu() * 2 - 1
+        return to_grid_image(grid.detach().cpu() * 2 - 1, nrow=len(rows))  # one item a row
 
     def inference_model(self) -> FirstOrderModel:
         """The trained networks as a :class:`FirstOrderModel` (shares the weights)."""
