@@ -34,8 +34,8 @@ TINY = AnimationConfig(image_size=32, num_kp=4, kp_block_expansion=8, kp_max_fea
                        dm_block_expansion=8, dm_max_features=32, dm_num_blocks=2, dm_scale_factor=0.5,
                        perceptual_weights=(0.0,) * 5, l1_weight=10.0, lr=1e-3)
 #: what the demo weights' model card (assets/weights/animation-demo.md) reports on held-out carphone frames
-DEMO_CARD_L1 = 0.0299
-DEMO_MIN_L1_MARGIN = 0.25  # the course's goal; measured 36.9 % below the no-motion baseline
+DEMO_CARD_L1 = 0.0321
+DEMO_MIN_L1_MARGIN = 0.25  # the course's goal; measured 32.4 % below the no-motion baseline
 
 
 def _count(module: torch.nn.Module) -> int:

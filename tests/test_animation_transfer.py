@@ -11,15 +11,15 @@ from deepfake_lab.data.faces import carphone_faces
 
 #: the card's motion transfer of each portrait driven by the held-out carphone frames, as `animate` makes it: from
 #: the driving frame closest to the portrait's pose, the motion not rescaled
-DEMO_CARD_TRANSFER = {"grace_hopper": 0.419, "astronaut": 0.131}
-DEMO_CARD_TRANSFER_FIRST_FRAME = {"grace_hopper": 0.285, "astronaut": 0.072}  # from the first driving frame instead
-DEMO_CARD_TRANSFER_ADAPTED = {"grace_hopper": 0.410, "astronaut": 0.017}  # with the paper's adapted scale
-DEMO_CARD_WINDOW_45 = {"grace_hopper": 0.089, "astronaut": -0.088}  # driven by carphone frames 45-74 instead
+DEMO_CARD_TRANSFER = {"grace_hopper": 0.490, "astronaut": 0.428}
+DEMO_CARD_TRANSFER_FIRST_FRAME = {"grace_hopper": 0.402, "astronaut": 0.275}  # from the first driving frame instead
+DEMO_CARD_TRANSFER_ADAPTED = {"grace_hopper": 0.479, "astronaut": 0.393}  # with the paper's adapted scale
+DEMO_CARD_WINDOW_45 = {"grace_hopper": 0.256, "astronaut": 0.109}  # driven by carphone frames 45-74 instead
 #: the card's mouth figures on the held-out clip: the correlation of the lips' darkening with the driver's
-DEMO_CARD_MOUTH_R = {"grace_hopper": 0.85, "astronaut": 0.53}
+DEMO_CARD_MOUTH_R = {"grace_hopper": 0.79, "astronaut": 0.80}
 #: Grace Hopper's mouth r driven by frames 60-89, which start with the driver's mouth wide open: from the best frame
 #: and from the first
-DEMO_CARD_WINDOW_60_MOUTH_R = {True: 0.45, False: -0.83}
+DEMO_CARD_WINDOW_60_MOUTH_R = {True: 0.63, False: -0.34}
 
 needs_demo = pytest.mark.skipif(not DEMO_WEIGHTS.exists(), reason="demo weights not trained yet")
 
@@ -65,32 +65,32 @@ def test_demo_weights_move_other_people_like_the_driver_and_keep_their_identity(
     for first, best in zip(evaluate_transfer(model, find_best_frame=False), scores):
         assert first.transfer == pytest.approx(DEMO_CARD_TRANSFER_FIRST_FRAME[first.portrait], abs=0.02)
         assert first.transfer < best.transfer - 0.04, (first.line(), best.line())
-    # the paper's adapted scale enlarges the motion for no reason of size (the card): Eileen Collins then moves,
-    # but not as the driver does
+    # the paper's adapted scale enlarges the motion for no reason of size (the card): both then follow the driver
+    # less (over the card's seven windows, Eileen Collins 0.033 against 0.201)
     adapted = evaluate_transfer(model, adapt_scale=True)
-    for a in adapted:
+    for a, s in zip(adapted, scores):
         assert a.transfer == pytest.approx(DEMO_CARD_TRANSFER_ADAPTED[a.portrait], abs=0.02), a.line()
-    assert adapted[1].transfer < scores[1].transfer - 0.05, adapted[1].line()
-    # the card's "Where it fails": on another window of the clip Grace Hopper keeps a tenth of the motion and
-    # Eileen Collins moves against it, while the carphone man driven from another of his own frames keeps half of it
+        assert a.transfer < s.transfer, (a.line(), s.line())
+    # the card's "Where it fails": on another window of the clip Grace Hopper keeps a quarter of the motion and
+    # Eileen Collins a tenth, while the carphone man driven from another of his own frames keeps half of it
     for s in evaluate_transfer(model, driving=crops[45:75]):
         assert s.transfer == pytest.approx(DEMO_CARD_WINDOW_45[s.portrait], abs=0.02), s.line()
     himself, _ = transfer_to_himself(model, crops, crops[45:75], 0)
-    assert himself == pytest.approx(0.476, abs=0.02)
+    assert himself == pytest.approx(0.485, abs=0.02)
 
 
 @needs_demo
 def test_demo_weights_mouth_figures_on_the_held_out_clip_match_the_card(crops):
-    """The card's mouth figures: on the held-out second Grace Hopper's mouth opens with the driver's, more closely
-    than the carphone man's own does when driven from another of his frames; Eileen Collins' follows less."""
+    """The card's mouth figures: on the held-out second both portraits' mouths open with the driver's, more closely
+    than the carphone man's own does when driven from another of his frames."""
     model = load_animation_model(precision="fp32")
     scores = {s.portrait: s for s in evaluate_transfer(model)}
     for name, s in scores.items():
         assert s.mouth is not None and s.mouth_corr == pytest.approx(DEMO_CARD_MOUTH_R[name], abs=0.05), s.line()
     _, own = transfer_to_himself(model, crops, crops[90:], 45)
-    assert own["dark_corr"] > 0.6 and own["jaw_corr"] > 0.5, own  # the card: 0.73 (jaw 0.63)
-    assert scores["grace_hopper"].mouth_corr > 0.7 > scores["astronaut"].mouth_corr > 0.3
-    assert scores["grace_hopper"].mouth_corr > own["dark_corr"]  # the card: 0.85 against his 0.73
+    assert own["dark_corr"] > 0.5 and own["jaw_corr"] > 0.5, own  # the card: 0.60 (jaw 0.78)
+    for s in scores.values():  # the card: 0.79 and 0.80 against his 0.60
+        assert s.mouth_corr > 0.7 and s.mouth_corr > own["dark_corr"], s.line()
 
 
 @needs_demo
@@ -102,4 +102,4 @@ def test_from_the_best_frame_a_shut_mouth_follows_a_driver_who_starts_wide_open(
     model = load_animation_model(precision="fp32")
     grace = evaluate_transfer(model, ("grace_hopper",), crops[60:90], find_best_frame=best_frame)[0]
     assert grace.mouth_corr == pytest.approx(DEMO_CARD_WINDOW_60_MOUTH_R[best_frame], abs=0.05), grace.line()
-    assert (grace.mouth_corr > 0.3) if best_frame else (grace.mouth_corr < -0.5), grace.line()
+    assert (grace.mouth_corr > 0.5) if best_frame else (grace.mouth_corr < -0.2), grace.line()
