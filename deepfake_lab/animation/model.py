@@ -263,7 +263,7 @@ class AnimationModel(LessonModel):
     # -- the three verbs ------------------------------------------------------------------------
     def set_input(self, batch: dict[str, torch.Tensor]) -> None:
         """``batch["source"]`` and ``batch["driving"]``: (B, 3, H, W) in [-1, 1] -> kept in [0, 1]; with
-        ``"reference"`` and ``"target"`` (the same) and ``"transplant"`` ((B,) bool) as well, the items marked are
+        ``"reference"`` and ``"target"`` (of the same shape) and ``"transplant"`` ((B,) bool) as well, the items marked are
         relative transfers, the prediction compared with the target
         (:class:`~deepfake_lab.data.animation_data.TransplantPairs`); otherwise the target is the driving frame."""
         if not isinstance(batch, dict) or "source" not in batch or "driving" not in batch:
@@ -336,8 +336,8 @@ class AnimationModel(LessonModel):
     # -- hooks of the loop ------------------------------------------------------------------------
     def sample_images(self):
         """A PIL grid of up to 4 rows of source | driving frame | deformed source | occlusion | prediction; with
-        relative items in the batch, their target after the driving frame (the driving frame then shows another
-        person)."""
+        a batch of :class:`~deepfake_lab.data.animation_data.TransplantPairs`, the target after the driving frame
+        (for transplanted items the driving frame shows another person)."""
         from ..viz import to_grid_image
 
         if not hasattr(self, "generated"):
@@ -351,9 +351,9 @@ class AnimationModel(LessonModel):
         occ = (torch.nn.functional.interpolate(occ[:n].float(), size=size, mode="bilinear", align_corners=False)
                .expand(-1, 3, -1, -1) if occ is not None else torch.zeros_like(self.source[:n]))
         shown = [self.driving[:n]] if self.reference is None else [self.driving[:n], self.target[:n]]
-        rows = [self.source[:n], *shown, g["deformed"][:n].float(), occ, g["prediction"][:n].float()]
-        grid = torch.stack(rows, dim=1).flatten(0, 1)  # (n * 5 or n * 6, 3, H, W), row-major
-        return to_grid_image(grid.detach().cpu() * 2 - 1, nrow=len(rows))  # one item a row
+        columns = [self.source[:n], *shown, g["deformed"][:n].float(), occ, g["prediction"][:n].float()]
+        grid = torch.stack(columns, dim=1).flatten(0, 1)  # (n * 5 or n * 6, 3, H, W), row-major
+        return to_grid_image(grid.detach().cpu() * 2 - 1, nrow=len(columns))  # one item a row
 
     def inference_model(self) -> FirstOrderModel:
         """The trained networks as a :class:`FirstOrderModel` (shares the weights)."""

@@ -170,7 +170,9 @@ def head_layers(still: np.ndarray, mouth: tuple[float, float, float], xs: np.nda
     rest: 1 inside the ellipse :data:`HEAD` about the lips at ``mouth`` (fractions of the square crop), falling
     by a cubic step to 0 at ``HEAD["fade"]`` times the ellipse. ``background`` (with ``fill``; else None),
     (S, S, 3) float32: the portrait with the inside of the ellipse filled in from around it (Telea's inpainting,
-    :func:`cv2.inpaint`), and unchanged outside, so that the head laid over it at rest gives the portrait back."""
+    :func:`cv2.inpaint`), and unchanged outside, so that the head laid over it at rest gives the portrait back.
+    The price: the ellipse's soft edge stays in the background too, and a head moved far leaves a faint copy of
+    its rim behind."""
     import cv2
 
     from .pseudo_video import smoothstep
@@ -178,9 +180,13 @@ def head_layers(still: np.ndarray, mouth: tuple[float, float, float], xs: np.nda
     size = still.shape[0]
     width = mouth[2] * size
     cx, cy = mouth[0] * size, mouth[1] * size - HEAD["above"] * width
-    r = np.hypot((xs - cx) / (HEAD["across"] * width), (ys - cy) / (HEAD["down"] * width))
-    alpha = (1.0 - smoothstep(r, 1.0, HEAD["fade"])[0]).astype(np.float32)
+
+    def radius(x: np.ndarray, y: np.ndarray) -> np.ndarray:                 # 1 on the ellipse
+        return np.hypot((x - cx) / (HEAD["across"] * width), (y - cy) / (HEAD["down"] * width))
+
+    alpha = (1.0 - smoothstep(radius(xs, ys), 1.0, HEAD["fade"])[0]).astype(np.float32)
     if not fill:
         return alpha, None
-    hole = (r < 1.0).astype(np.uint8)
+    grid_y, grid_x = np.mgrid[0:size, 0:size]                               # the hole: on the portrait's own pixels
+    hole = (radius(grid_x, grid_y) < 1.0).astype(np.uint8)
     return alpha, cv2.inpaint(still, hole, FILL_RADIUS, cv2.INPAINT_TELEA).astype(np.float32)
