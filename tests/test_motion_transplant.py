@@ -14,7 +14,7 @@ from deepfake_lab.animation.model import PRESETS, AnimationModel, reconstruct, r
 from deepfake_lab.data import DataError
 from deepfake_lab.data.animation_data import PORTRAIT_MOUTHS, TransplantPairs, VideoPairDataset, demo_training_set
 from deepfake_lab.data.face_motion import face_box
-from deepfake_lab.data.motion_transplant import HEAD, JAW_DROP, head_affines, head_layers
+from deepfake_lab.data.motion_transplant import HEAD, JAW_DROP, head_affines, head_alpha, head_background
 from deepfake_lab.data.motion_transplant import mouth_openness, transplant_motion
 from deepfake_lab.data.portraits import portrait_stills
 from deepfake_lab.data.pseudo_video import darken_mouth, moved_jaw
@@ -110,7 +110,7 @@ def test_only_the_head_moves_over_a_still_background_and_never_folds(stills):
     # the layers: all head at the ellipse's centre, none beyond its faded edge; the background is the photo
     # outside the ellipse, and head over background at rest gives the photo back
     ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    alpha, background = head_layers(stills["astronaut"], mouth, xs, ys)
+    alpha, background = head_alpha(xs, ys, mouth, SIZE), head_background(stills["astronaut"], mouth)
     width = mouth[2] * SIZE
     cx, cy = round(mouth[0] * SIZE), round(mouth[1] * SIZE - HEAD["above"] * width)
     assert alpha[cy, cx] == 1 and alpha[0, 0] == 0 and alpha[-1, 0] == 0

@@ -263,8 +263,8 @@ class AnimationModel(LessonModel):
     # -- the three verbs ------------------------------------------------------------------------
     def set_input(self, batch: dict[str, torch.Tensor]) -> None:
         """``batch["source"]`` and ``batch["driving"]``: (B, 3, H, W) in [-1, 1] -> kept in [0, 1]; with
-        ``"reference"`` and ``"target"`` (of the same shape) and ``"transplant"`` ((B,) bool) as well, the items marked are
-        relative transfers, the prediction compared with the target
+        ``"reference"`` and ``"target"`` (of the same shape) and ``"transplant"`` ((B,) bool) as well, the items
+        marked are relative transfers, the prediction compared with the target
         (:class:`~deepfake_lab.data.animation_data.TransplantPairs`); otherwise the target is the driving frame."""
         if not isinstance(batch, dict) or "source" not in batch or "driving" not in batch:
             raise ValueError("AnimationModel.set_input: expected {'source': frames, 'driving': frames of the same videos}")

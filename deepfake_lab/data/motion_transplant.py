@@ -20,12 +20,12 @@ transplanted clip gives another face the driver's own motion, so that the relati
    most shut. Only the head moves, as in a real clip, where the background stays put and the shoulders hardly
    move: the head, the ellipse ``HEAD`` about the lips (in face widths), is laid over the portrait's background
    with a soft edge, and where it moves away the background shows, filled in from around the head
-   (:func:`head_layers`). Two other ways fail. Moving the whole crop gives the background the head's motion: by
-   the optical-flow measure of lesson 4 (``animation.evaluate.motion_transfer``) the carphone man transplanted
-   onto his own frame 0 then moves about twice as much as he did and scores below a still picture. Fading the
-   head's displacement out over the background instead folds the picture over where the head moves far (his lips
-   move up to 21 px from frame 0 at 128x128), or, with a fade wide enough not to, drags much of the background
-   along.
+   (:func:`head_alpha`, :func:`head_background`). Two other ways fail. Moving the whole crop gives the
+   background the head's motion: by the optical-flow measure of lesson 4 (``animation.evaluate.motion_transfer``)
+   the carphone man transplanted onto his own frame 0 then moves about twice as much as he did and scores below a
+   still picture. Fading the head's displacement out over the background instead folds the picture over where the
+   head moves far (his lips move up to 21 px from frame 0 at 128x128), or, with a fade wide enough not to, drags
+   much of the background along.
 
 Frame t of the portrait then shows what the driver's frame t shows, up to what an affine map and a jaw cannot
 say (blinks, the lips' shape, the parallax of a turn). An item of
@@ -40,7 +40,8 @@ import numpy as np
 from . import DataError
 from .face_motion import LIPS_BOX, face_box, optical_flow
 
-__all__ = ["UPPER_FACE", "JAW_DROP", "SILENT", "HEAD", "head_affines", "mouth_openness", "head_layers",
+__all__ = ["UPPER_FACE", "JAW_DROP", "SILENT", "HEAD", "head_affines", "mouth_openness", "head_alpha",
+           "head_background",
            "transplant_motion"]
 
 #: the part of the driver's face whose flow gives the head's affine motion: (u from, u to, v from, v to) in face
@@ -146,47 +147,47 @@ def transplant_motion(still: np.ndarray, still_mouth: tuple[float, float, float]
     hers = np.array([still_mouth[0], still_mouth[1]]) * size
     to_her = np.array([[scale, 0, hers[0] - scale * his[0]], [0, scale, hers[1] - scale * his[1]], [0, 0, 1]])
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    _, background = head_layers(still, still_mouth, xs, ys)
+    background = head_background(still, still_mouth)
     frames = np.empty((len(driver), size, size, 3), np.uint8)
     for t, a in enumerate(affines):
         m = (to_her @ np.vstack([a, [0, 0, 1]]) @ np.linalg.inv(to_her))[:2]   # her pixels at rest -> frame t
         dx, dy, darkness = moved_jaw(xs, ys, m, still_mouth, size, opening[t] * still_mouth[2] * size)
         # backward maps, the jaw's then the head's: which of her pixels at rest each frame pixel shows
         inverse = cv2.invertAffineTransform(m)
-        map_x = (inverse[0, 0] * (xs + dx) + inverse[0, 1] * (ys + dy) + inverse[0, 2]).astype(np.float32)
-        map_y = (inverse[1, 0] * (xs + dx) + inverse[1, 1] * (ys + dy) + inverse[1, 2]).astype(np.float32)
+        px, py = xs + dx, ys + dy
+        map_x = (inverse[0, 0] * px + inverse[0, 1] * py + inverse[0, 2]).astype(np.float32)
+        map_y = (inverse[1, 0] * px + inverse[1, 1] * py + inverse[1, 2]).astype(np.float32)
         head = cv2.remap(still, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha, _ = head_layers(still, still_mouth, map_x, map_y, fill=False)        # the head's edge, moved with it
+        alpha = head_alpha(map_x, map_y, still_mouth, size)                    # the head's edge, moved with it
         frame = alpha[..., None] * head + (1 - alpha[..., None]) * background
         frames[t] = np.clip(darken_mouth(frame, darkness), 0, 255).round().astype(np.uint8)
     return frames
 
 
-def head_layers(still: np.ndarray, mouth: tuple[float, float, float], xs: np.ndarray, ys: np.ndarray,
-                fill: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """The portrait split into its head and what lies behind it.
-
-    ``alpha``, (H, W) float32 in [0, 1]: how much of the head shows at the portrait's pixels (``xs``, ``ys``) at
-    rest: 1 inside the ellipse :data:`HEAD` about the lips at ``mouth`` (fractions of the square crop), falling
-    by a cubic step to 0 at ``HEAD["fade"]`` times the ellipse. ``background`` (with ``fill``; else None),
-    (S, S, 3) float32: the portrait with the inside of the ellipse filled in from around it (Telea's inpainting,
-    :func:`cv2.inpaint`), and unchanged outside, so that the head laid over it at rest gives the portrait back.
-    The price: the ellipse's soft edge stays in the background too, and a head moved far leaves a faint copy of
-    its rim behind."""
-    import cv2
-
+def head_alpha(xs: np.ndarray, ys: np.ndarray, mouth: tuple[float, float, float], size: int) -> np.ndarray:
+    """How much of the head shows at the portrait's pixels (``xs``, ``ys``) at rest, (H, W) float32 in [0, 1]: 1
+    inside the ellipse :data:`HEAD` about the lips at ``mouth`` (fractions of the ``size`` crop), falling by a
+    cubic step to 0 at ``HEAD["fade"]`` times the ellipse."""
     from .pseudo_video import smoothstep
 
+    return (1.0 - smoothstep(_head_radius(xs, ys, mouth, size), 1.0, HEAD["fade"])[0]).astype(np.float32)
+
+
+def head_background(still: np.ndarray, mouth: tuple[float, float, float]) -> np.ndarray:
+    """What lies behind the head, (S, S, 3) float32: the portrait with the inside of the ellipse :data:`HEAD`
+    filled in from around it (Telea's inpainting, :func:`cv2.inpaint`), unchanged outside, so that the head laid
+    over it at rest (:func:`head_alpha`) gives the portrait back. The price: the ellipse's soft edge stays in the
+    background too, and a head moved far leaves a faint copy of its rim behind."""
+    import cv2
+
     size = still.shape[0]
+    ys, xs = np.mgrid[0:size, 0:size]
+    hole = (_head_radius(xs, ys, mouth, size) < 1.0).astype(np.uint8)
+    return cv2.inpaint(still, hole, FILL_RADIUS, cv2.INPAINT_TELEA).astype(np.float32)
+
+
+def _head_radius(xs: np.ndarray, ys: np.ndarray, mouth: tuple[float, float, float], size: int) -> np.ndarray:
+    """The radius of pixels (``xs``, ``ys``) in the ellipse :data:`HEAD` about the lips at ``mouth``: 1 on it."""
     width = mouth[2] * size
     cx, cy = mouth[0] * size, mouth[1] * size - HEAD["above"] * width
-
-    def radius(x: np.ndarray, y: np.ndarray) -> np.ndarray:                 # 1 on the ellipse
-        return np.hypot((x - cx) / (HEAD["across"] * width), (y - cy) / (HEAD["down"] * width))
-
-    alpha = (1.0 - smoothstep(radius(xs, ys), 1.0, HEAD["fade"])[0]).astype(np.float32)
-    if not fill:
-        return alpha, None
-    grid_y, grid_x = np.mgrid[0:size, 0:size]                               # the hole: on the portrait's own pixels
-    hole = (radius(grid_x, grid_y) < 1.0).astype(np.uint8)
-    return alpha, cv2.inpaint(still, hole, FILL_RADIUS, cv2.INPAINT_TELEA).astype(np.float32)
+    return np.hypot((xs - cx) / (HEAD["across"] * width), (ys - cy) / (HEAD["down"] * width))
