@@ -149,6 +149,11 @@ def test_transplant_motion_names_what_is_wrong(stills):
                           (0.5, 1.6, 0.5))
     with pytest.raises(DataError, match="need \\(T >= 2, S, S, 3\\) uint8"):
         head_affines(np.zeros((1, SIZE, SIZE, 3), np.uint8), (0.5, 0.6, 0.5))
+    with pytest.raises(DataError, match=r"\(100, 128, 3\) \(uint8\); need a square .*crop it first"):
+        transplant_motion(stills["astronaut"][:100], PORTRAIT_MOUTHS["astronaut"],
+                          np.zeros((4, 100, 128, 3), np.uint8), (0.5, 0.6, 0.5))
+    with pytest.raises(DataError, match=r"affines \(3, 2, 3\): need .* one 2x3 map each"):
+        mouth_openness(np.zeros((4, SIZE, SIZE, 3), np.uint8), (0.5, 0.6, 0.5), np.zeros((3, 2, 3)))
 
 
 def test_transplant_pairs_pose_the_relative_task_with_its_ground_truth():
